@@ -1,0 +1,80 @@
+"""The `lab` command. Parsers only; each command's work lives in its own module, imported lazily
+so that `lab quiz` does not pay for importing torch.
+
+User mistakes raise `LabError` and end here as one line on stderr with exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import LabError
+
+
+def _run(target: str):
+    """Defer `module:function` imports until the command actually runs."""
+
+    def call(args: argparse.Namespace) -> int | None:
+        module, _, func = target.partition(":")
+        return getattr(importlib.import_module(module), func)(args)
+
+    return call
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lab", description="t2i-lab: text-to-image GAN experiments")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model; extra --key=value pairs override the config")
+    p.add_argument("--config", help="TOML/YAML/JSON experiment config")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run("lab.train:main"), accepts_overrides=True)
+
+    p = sub.add_parser("generate", help="generate images for a caption with a trained run")
+    p.add_argument("caption", nargs="+", help="one or more captions")
+    p.add_argument("--run", required=True, help="run directory written by `lab train`")
+    p.add_argument("--n", type=int, default=8, help="images per caption")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="", help="output PNG (default RUN/generated/<caption>.png)")
+    p.set_defaults(func=_run("lab.generate:main"))
+
+    p = sub.add_parser("plugins", help="list registered encoders, generators, discriminators, loss recipes")
+    p.set_defaults(func=_run("lab.registry:main"))
+
+    p = sub.add_parser("data", help="download or draw data sets")
+    data = p.add_subparsers(dest="data_command", required=True)
+    d = data.add_parser("download", help="download Oxford-102 Flowers with the Reed et al. captions")
+    d.add_argument("name", choices=["flowers"])
+    d.add_argument("--dest", default="data/flowers")
+    d.set_defaults(func=_run("lab.download:main"))
+    d = data.add_parser("synthetic", help="draw the offline synthetic flowers set")
+    d.add_argument("dest")
+    d.add_argument("--n", type=int, default=512)
+    d.add_argument("--size", type=int, default=128)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_run("lab.synthetic:main"))
+
+    p = sub.add_parser("weights", help="install offline encoder weights")
+    p.add_argument("name", choices=["mpnet"])
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_run("lab.weights:main"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
+    try:
+        return int(args.func(args) or 0)
+    except LabError as e:
+        print(f"lab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

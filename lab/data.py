@@ -1,0 +1,196 @@
+"""The Flowers dataset: cached image tensors, cached text embeddings, "wrong" images.
+
+Both expensive steps happen once per data set and are kept on disk:
+- images are decoded, converted to RGB and resized to `image_size` once, and
+  stored as one uint8 tensor (keyed by file list, sizes and mtimes);
+- captions are encoded once per encoder and stored by caption hash.
+So epoch 2 of a run, and every later run, decodes no JPEG and encodes no text.
+
+Each item is (image, embedding, text, wrong_image): `wrong_image` is a real
+image of a *different* flower (a different class when the layout has classes),
+the mismatched pair GAN-CLS needs. The original tutorial never produced it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from .captions import CaptionSet, load_captions
+from .config import ExperimentConfig
+from .errors import LabError
+from .interfaces import TextEncoder
+
+TEST_FRACTION = 0.1
+SPLIT_SEED = 1234
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """torch.save to a temp file, then rename: an interrupted write never leaves a broken file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def decode_image(path: Path, size: int) -> tuple[torch.Tensor | None, str]:
+    """Decode one image to uint8 [3, size, size]; returns (None, reason) for unreadable files."""
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            im = im.convert("RGB").resize((size, size), Image.BICUBIC)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None, "corrupt image skipped"
+    tensor = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1).clone()
+    return tensor, "" if mode == "RGB" else f"{mode} image converted to RGB"
+
+
+def load_images(paths: list[Path], size: int, cache_dir: Path, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, Counter]:
+    """Return (uint8 images [K, 3, size, size], kept index [K] into `paths`, counts of conversions/skips)."""
+    fingerprint = hashlib.sha1(f"{size}".encode())
+    for p in paths:
+        stat = p.stat()
+        fingerprint.update(f"{p.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    cache = cache_dir / "images" / f"{fingerprint.hexdigest()[:16]}.pt"
+    if cache.is_file():
+        blob = torch.load(cache, weights_only=True)
+        return blob["images"], blob["kept"], Counter(blob["notes"])
+    notes: Counter = Counter()
+    images, kept = [], []
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        results = pool.map(lambda p: decode_image(p, size), paths)
+        for i, (tensor, note) in enumerate(tqdm(results, total=len(paths), desc=f"decoding images ({size}px, once)", disable=not progress, unit="img")):
+            if note:
+                notes[note] += 1
+            if tensor is not None:
+                images.append(tensor)
+                kept.append(i)
+    if not images:
+        raise LabError(f"none of the {len(paths)} images could be read")
+    blob = {"images": torch.stack(images), "kept": torch.tensor(kept), "notes": dict(notes)}
+    atomic_save(blob, cache)
+    return blob["images"], blob["kept"], notes
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def embed_texts(encoder: TextEncoder, texts: list[str], cache_dir: Path, progress: bool = True, chunk: int = 256) -> torch.Tensor:
+    """Embeddings [len(texts), dim], encoding only captions this encoder has never seen."""
+    cache = cache_dir / "embeddings" / f"{encoder.cache_key}.pt"
+    store: dict[str, torch.Tensor] = torch.load(cache, weights_only=True) if cache.is_file() else {}
+    missing = sorted({text_key(t): t for t in texts if text_key(t) not in store}.items())
+    if missing:
+        bar = tqdm(total=len(missing), desc=f"encoding captions with {encoder.name} (once)", disable=not progress, unit="caption")
+        for i in range(0, len(missing), chunk):
+            part = missing[i : i + chunk]
+            vectors = encoder.encode([t for _, t in part])
+            store.update({k: v.clone() for (k, _), v in zip(part, vectors)})
+            bar.update(len(part))
+        bar.close()
+        atomic_save(store, cache)
+    if not texts:
+        return torch.empty(0, encoder.dim)
+    return torch.stack([store[text_key(t)] for t in texts]).float()
+
+
+def split_indices(n: int, split: str) -> list[int]:
+    """A fixed, seeded 90/10 image split so train and test never share a flower."""
+    if split == "all":
+        return list(range(n))
+    if split not in ("train", "test"):
+        raise LabError(f"split must be 'train', 'test' or 'all', got '{split}'")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
+    n_test = max(1, round(n * TEST_FRACTION)) if n > 1 else 0
+    chosen = order[:n_test] if split == "test" else order[n_test:]
+    return sorted(chosen)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range G's tanh produces."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+class FlowersDataset(Dataset):
+    """One item per caption: (image, embedding, text, wrong_image) with images in [-1, 1].
+
+    `__getitems__` serves a whole batch with tensor indexing, so the DataLoader
+    does no per-item Python work. `generator` drives the wrong-image draws; the
+    trainer owns and checkpoints it so a resumed run draws the same ones.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, embeddings: torch.Tensor, texts: list[str], caption_image: torch.Tensor):
+        self.images, self.labels, self.embeddings = images, labels, embeddings
+        self.texts, self.caption_image = texts, caption_image
+        self.generator = torch.Generator().manual_seed(0)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
+    def wrong_indices(self, image_idx: torch.Tensor) -> torch.Tensor:
+        """For each image index, a different image (of a different class where classes are known)."""
+        n = len(self.images)
+        if n < 2:
+            raise LabError("a data set needs at least 2 images to draw mismatched ('wrong') pairs")
+        wrong = (image_idx + torch.randint(1, n, image_idx.shape, generator=self.generator)) % n
+        if (self.labels >= 0).all() and len(self.labels.unique()) > 1:
+            for _ in range(100):  # redraw same-class picks; converges fast with many classes
+                same = self.labels[wrong] == self.labels[image_idx]
+                if not same.any():
+                    break
+                wrong[same] = (image_idx[same] + torch.randint(1, n, (int(same.sum()),), generator=self.generator)) % n
+        return wrong
+
+    def __getitems__(self, indices: list[int]) -> dict:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        image_idx = self.caption_image[idx]
+        return {
+            "image": to_float(self.images[image_idx]),
+            "embedding": self.embeddings[idx],
+            "text": [self.texts[i] for i in indices],
+            "wrong_image": to_float(self.images[self.wrong_indices(image_idx)]),
+            "index": idx,
+        }
+
+    def __getitem__(self, index: int) -> dict:
+        batch = self.__getitems__([index])
+        return {k: v[0] for k, v in batch.items()}
+
+
+def ensure_data(config: ExperimentConfig, progress: bool = True) -> Path:
+    """The data folder; the default synthetic set is drawn on first use so the lab runs offline."""
+    root = Path(config.data_dir)
+    if not root.exists() and root == Path(ExperimentConfig.data_dir):
+        from .synthetic import generate
+
+        generate(root, config.synthetic_images, progress=progress)
+    return root
+
+
+def build_dataset(config: ExperimentConfig, encoder: TextEncoder, progress: bool = True) -> tuple[FlowersDataset, CaptionSet]:
+    """Load captions and images of the configured split and encode the captions (all cached)."""
+    captions = load_captions(ensure_data(config, progress), config.captions)
+    items = [captions.items[i] for i in split_indices(len(captions.items), config.split)]
+    if config.max_images:
+        items = items[: config.max_images]
+    cache_dir = Path(config.cache_dir)
+    images, kept, notes = load_images([it.image_path for it in items], config.image_size, cache_dir, progress)
+    captions.skipped.update(notes)
+    items = [items[i] for i in kept.tolist()]
+    texts = [t for it in items for t in it.captions]
+    caption_image = torch.tensor([i for i, it in enumerate(items) for _ in it.captions])
+    labels = torch.tensor([it.label for it in items])
+    embeddings = embed_texts(encoder, texts, cache_dir, progress)
+    return FlowersDataset(images, labels, embeddings, texts, caption_image), captions

@@ -1,0 +1,101 @@
+"""DCGAN generator and discriminator conditioned on a projected sentence embedding.
+
+Both networks take the same `image_size` (64 or 128), which fixes the original
+tutorial's bug of a 64x64 generator feeding a 128x128 discriminator. The
+channel plan is shared: the 4x4 end of both stacks has `width * 8` channels,
+and each doubling of resolution halves the channels.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lab.errors import LabError
+from lab.interfaces import Discriminator, Generator
+from lab.registry import DISCRIMINATORS, GENERATORS
+
+SUPPORTED_SIZES = (64, 128)
+
+
+def channel_plan(width: int, image_size: int) -> list[int]:
+    """Channels from the 4x4 stage up to the last stage before RGB: [w*8, w*4, w*2, w, (w/2)]."""
+    if image_size not in SUPPORTED_SIZES:
+        raise LabError(f"image_size must be one of {SUPPORTED_SIZES}, got {image_size}")
+    stages = int(math.log2(image_size // 4))
+    return [max(width * 8 // 2**i, 1) for i in range(stages)]
+
+
+def text_projection(text_dim: int, proj_dim: int) -> nn.Sequential:
+    """Linear -> BatchNorm1d -> LeakyReLU(0.2): squeezes e.g. 768-d MPNet vectors to 256."""
+    return nn.Sequential(nn.Linear(text_dim, proj_dim), nn.BatchNorm1d(proj_dim), nn.LeakyReLU(0.2, inplace=True))
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(Generator):
+    """noise (100) + projected text (256) -> 1x1 -> 4x4 -> ... -> image_size RGB in [-1, 1]."""
+
+    def __init__(self, text_dim: int = 768, noise_dim: int = 100, text_proj_dim: int = 256, width: int = 64, image_size: int = 64):
+        super().__init__()
+        self.text_dim, self.noise_dim, self.image_size = text_dim, noise_dim, image_size
+        plan = channel_plan(width, image_size)
+        self.project = text_projection(text_dim, text_proj_dim)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(noise_dim + text_proj_dim, plan[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(plan[0]),
+            nn.ReLU(True),
+        ]
+        for c_in, c_out in zip(plan, plan[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(plan[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, noise: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+        z = torch.cat([noise, self.project(text_embedding)], dim=1)
+        return self.net(z[:, :, None, None])
+
+
+class DCGANDiscriminator(Discriminator):
+    """Strided convs to 4x4 image features, text projection tiled over 4x4, concat, 4x4 conv -> 1 logit."""
+
+    def __init__(self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64):
+        super().__init__()
+        self.text_dim, self.image_size = text_dim, image_size
+        plan = channel_plan(width, image_size)[::-1]  # e.g. [w, w*2, w*4, w*8]
+        layers: list[nn.Module] = [nn.Conv2d(3, plan[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        for c_in, c_out in zip(plan, plan[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+        self.image_net = nn.Sequential(*layers)
+        self.project = text_projection(text_dim, text_proj_dim)
+        self.head = nn.Conv2d(plan[-1] + text_proj_dim, 1, 4, 1, 0, bias=False)
+        self.apply(init_weights)
+
+    def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if image.shape[-1] != self.image_size or image.shape[-2] != self.image_size:
+            raise LabError(f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}")
+        features = self.image_net(image)
+        text = self.project(text_embedding)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
+        logits = self.head(torch.cat([features, text], dim=1))
+        return logits.flatten(), features
+
+
+@GENERATORS.register("dcgan")
+def dcgan_generator(**kwargs) -> DCGANGenerator:
+    return DCGANGenerator(**kwargs)
+
+
+@DISCRIMINATORS.register("dcgan")
+def dcgan_discriminator(**kwargs) -> DCGANDiscriminator:
+    return DCGANDiscriminator(**kwargs)
