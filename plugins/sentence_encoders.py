@@ -28,7 +28,7 @@ class SentenceTransformerEncoder(TextEncoder):
             self.model = SentenceTransformer(source, device=device)
         except Exception as e:  # hub/network/format errors all mean "these weights cannot be loaded"
             raise load_error(name, source, e) from None
-        self.dim = self.model.get_sentence_embedding_dimension()
+        self.dim = self.model.get_embedding_dimension()
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:

@@ -1,0 +1,107 @@
+"""Run directories and checkpoints.
+
+A run directory holds `config.json` (everything needed to rebuild the models),
+`checkpoint.pt` (full training state, loaded with `weights_only=True`),
+`generator.safetensors` (just G, for generation, evaluation and the app),
+`metrics.jsonl`, `samples/` and `losses.png`. Every file is written to a temp
+name and renamed, so an interruption never leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import ExperimentConfig, apply
+from .data import atomic_save
+from .errors import LabError
+from .interfaces import Generator
+from .registry import GENERATORS
+
+CONFIG, CHECKPOINT, GENERATOR_WEIGHTS, METRICS = "config.json", "checkpoint.pt", "generator.safetensors", "metrics.jsonl"
+
+
+def write_json(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def save_run_config(run_dir: Path, config: ExperimentConfig, text_dim: int) -> None:
+    """The config plus the facts a checkpoint depends on (encoder dim), checked again on load."""
+    write_json({"config": config.to_dict(), "text_dim": text_dim}, run_dir / CONFIG)
+
+
+def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, int]:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise LabError(f"{run_dir} is not a run directory (no {CONFIG}); train one with `lab train`")
+    blob = json.loads(path.read_text())
+    return apply(ExperimentConfig(), blob["config"]), blob["text_dim"]
+
+
+def check_compatible(run_dir: Path, text_dim: int, encoder_dim: int, saved_size: int, image_size: int) -> None:
+    """Refuse to mix a checkpoint with an encoder or image size it was not trained for."""
+    if text_dim != encoder_dim:
+        raise LabError(f"checkpoint in {run_dir} expects {text_dim}-d text embeddings but the encoder gives {encoder_dim}-d")
+    if saved_size != image_size:
+        raise LabError(f"checkpoint in {run_dir} was trained at {saved_size}px, not {image_size}px")
+
+
+def save_checkpoint(run_dir: Path, state: dict, generator: torch.nn.Module) -> None:
+    atomic_save(state, run_dir / CHECKPOINT)
+    tmp = run_dir / f".{GENERATOR_WEIGHTS}.tmp"
+    save_file({k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}, str(tmp))
+    os.replace(tmp, run_dir / GENERATOR_WEIGHTS)
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise LabError(f"no checkpoint in {run_dir}; nothing to resume")
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def load_state_dict(module: torch.nn.Module, state: dict, what: str) -> None:
+    """load_state_dict with a one-line error when shapes or names disagree."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise LabError(f"{what} does not match the model built from its config: {str(e).splitlines()[0]}") from None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+@dataclass
+class Run:
+    """A trained run, ready to generate: its directory, config, generator and history."""
+
+    dir: Path
+    config: ExperimentConfig
+    text_dim: int
+    generator: Generator
+    metrics: list[dict] = field(default_factory=list)
+
+    @property
+    def epoch(self) -> int:
+        return self.metrics[-1]["epoch"] if self.metrics else 0
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
+    run_dir = Path(run_dir)
+    config, text_dim = read_run_config(run_dir)
+    weights = run_dir / GENERATOR_WEIGHTS
+    if not weights.is_file():
+        raise LabError(f"{run_dir} has no trained generator yet ({GENERATOR_WEIGHTS} is written after the first epoch)")
+    generator = GENERATORS.create(
+        config.generator, text_dim=text_dim, noise_dim=config.noise_dim, text_proj_dim=config.text_proj_dim, width=config.width, image_size=config.image_size
+    )
+    load_state_dict(generator, load_file(str(weights)), str(weights))
+    return Run(run_dir, config, text_dim, generator.to(device).eval(), read_metrics(run_dir))

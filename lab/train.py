@@ -1,0 +1,304 @@
+"""`lab train`: the GAN-CLS training loop, single process or DDP under `torchrun`.
+
+Readable first: one `train_step` does a discriminator step then a generator
+step. Against the original tutorial it fixes three bugs: wrong images really
+are fed to D, G and D share one `image_size`, and D sees the real batch once
+per step (its features are reused for G's feature-matching term).
+
+State that matters for an exact resume is all in the checkpoint: weights,
+optimisers, the RNG that draws noise and wrong images, and the position
+inside the epoch. Ctrl-C saves it; `--resume RUN_DIR` carries on.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from . import config as config_lib
+from .checkpoint import (
+    METRICS,
+    check_compatible,
+    load_checkpoint,
+    load_state_dict,
+    read_metrics,
+    read_run_config,
+    save_checkpoint,
+    save_run_config,
+)
+from .config import ExperimentConfig
+from .data import FlowersDataset, build_dataset
+from .errors import LabError
+from .generate import fixed_noise, load_encoder
+from .interfaces import Discriminator, Generator, LossRecipe
+from .plots import caption_grid, save_loss_plot
+from .registry import DISCRIMINATORS, GENERATORS, LOSSES
+
+SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
+
+
+def build_parts(config: ExperimentConfig, text_dim: int) -> tuple[Generator, Discriminator, LossRecipe]:
+    """Generator, discriminator and loss recipe from the registries, all following one image_size."""
+    common = dict(text_dim=text_dim, text_proj_dim=config.text_proj_dim, width=config.width, image_size=config.image_size)
+    generator = GENERATORS.create(config.generator, noise_dim=config.noise_dim, **common)
+    discriminator = DISCRIMINATORS.create(config.discriminator, **common)
+    recipe = LOSSES.create(config.loss, feature_weight=config.feature_weight, l1_weight=config.l1_weight)
+    return generator, discriminator, recipe
+
+
+def train_step(
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    recipe: LossRecipe,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    batch: dict,
+    noise: torch.Tensor,
+) -> dict[str, float]:
+    """One D update then one G update; returns the loss terms as floats."""
+    real, wrong, emb = batch["image"], batch["wrong_image"], batch["embedding"]
+    fake = generator(noise, emb)
+
+    # D: real pair -> 1, wrong pair -> 0, fake -> 0, in one forward pass over all three.
+    logits, features = discriminator(torch.cat([real, wrong, fake.detach()]), torch.cat([emb, emb, emb]))
+    real_logits, wrong_logits, fake_logits = logits.chunk(3)
+    real_features = features.chunk(3)[0].detach()
+    d_out = recipe.discriminator_loss(real_logits, wrong_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    d_out.total.backward()
+    opt_d.step()
+
+    # G: fool the updated D, match real features, stay close to the real image.
+    fake_logits, fake_features = discriminator(fake, emb)
+    g_out = recipe.generator_loss(fake_logits, fake_features, real_features, fake, real)
+    opt_g.zero_grad(set_to_none=True)
+    g_out.total.backward()
+    opt_g.step()
+    return {"d_loss": d_out.total.item(), "g_loss": g_out.total.item(), **d_out.terms, **g_out.terms}
+
+
+@dataclass
+class Distributed:
+    """Where this process sits in a `torchrun` job (rank 0 of 1 when run plainly)."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Distributed:
+    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world == 1:
+        return Distributed(device=torch.device(device))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    on_gpu = device.startswith("cuda")
+    if on_gpu:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local_rank}" if on_gpu else "cpu"))
+
+
+class Trainer:
+    """Owns models, optimisers, data and the run directory for one training run."""
+
+    def __init__(self, config: ExperimentConfig, run_dir: Path, resume: bool, progress: bool = True):
+        self.config, self.run_dir = config, run_dir
+        self.dist = setup_distributed(config.device)
+        self.progress = progress and self.dist.main
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)  # model initialisation is the same on every rank
+        encoder = load_encoder(config)
+        if self.dist.main:
+            self.dataset, captions = build_dataset(config, encoder, self.progress)
+            if captions.skipped:
+                print("data: " + ", ".join(f"{n} {why}" for why, n in captions.skipped.items()), file=sys.stderr)
+        self._barrier()  # rank 0 filled the caches; the others read them
+        if not self.dist.main:
+            self.dataset, _ = build_dataset(config, encoder, progress=False)
+        if len(self.dataset.images) < 2:
+            raise LabError("training needs at least 2 images")
+        self.generator, self.discriminator, self.recipe = build_parts(config, encoder.dim)
+        self.generator.to(self.dist.device)
+        self.discriminator.to(self.dist.device)
+        self.g, self.d = self.generator, self.discriminator
+        if self.dist.world > 1:
+            self.g, self.d = DistributedDataParallel(self.generator), DistributedDataParallel(self.discriminator)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+        self.rng = torch.Generator().manual_seed(config.seed * 1000 + self.dist.rank)
+        self.dataset.generator = self.rng
+        self.epoch, self.step, self.sums = 0, 0, {}
+        self.sample_texts = self._sample_captions()
+        self.sample_embeddings = encoder.encode(self.sample_texts)
+        self.sample_noise = fixed_noise(SAMPLES_PER_CAPTION, config.noise_dim, config.seed)
+        if resume:
+            self._restore(encoder.dim)
+        elif self.dist.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_run_config(run_dir, config, encoder.dim)
+            (run_dir / METRICS).write_text("")
+
+    def _barrier(self) -> None:
+        if self.dist.world > 1:
+            dist.barrier()
+
+    def _sample_captions(self) -> list[str]:
+        if self.config.sample_captions:
+            return [c.strip() for c in self.config.sample_captions.split("|") if c.strip()][:SAMPLE_CAPTIONS]
+        return list(dict.fromkeys(self.dataset.texts))[:SAMPLE_CAPTIONS]
+
+    # --- checkpointing -------------------------------------------------
+    def _state(self) -> dict:
+        rng_states = [self.rng.get_state()]
+        if self.dist.world > 1:
+            rng_states = [None] * self.dist.world
+            dist.all_gather_object(rng_states, self.rng.get_state())
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": rng_states,
+            "epoch": self.epoch,
+            "step": self.step,
+            "sums": dict(self.sums),
+            "world": self.dist.world,
+            "image_size": self.config.image_size,
+        }
+
+    def save(self) -> None:
+        state = self._state()  # collective under DDP: every rank takes part
+        if self.dist.main:
+            save_checkpoint(self.run_dir, state, self.generator)
+
+    def _restore(self, text_dim: int) -> None:
+        state = load_checkpoint(self.run_dir)
+        _, saved_dim = read_run_config(self.run_dir)
+        check_compatible(self.run_dir, saved_dim, text_dim, state["image_size"], self.config.image_size)
+        load_state_dict(self.generator, state["generator"], "generator checkpoint")
+        load_state_dict(self.discriminator, state["discriminator"], "discriminator checkpoint")
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if state["world"] == self.dist.world:
+            self.rng.set_state(state["rng"][self.dist.rank])
+        self.epoch, self.step, self.sums = state["epoch"], state["step"], state["sums"]
+
+    # --- the loop ------------------------------------------------------
+    def batches(self) -> list[list[int]]:
+        """This rank's batches for the current epoch: the same on every run for a given seed and epoch."""
+        sampler = DistributedSampler(self.dataset, self.dist.world, self.dist.rank, shuffle=True, seed=self.config.seed)
+        sampler.set_epoch(self.epoch)
+        order, size = list(sampler), self.config.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        return [b for b in batches if len(b) > 1]  # batch norm cannot train on a single image
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.dist.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def run(self) -> None:
+        while self.epoch < self.config.epochs:
+            batches = self.batches()
+            bar = tqdm(total=len(batches), initial=self.step, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=not self.progress, unit="batch")
+            start, seen = time.perf_counter(), 0
+            while self.step < len(batches):
+                batch = self._to_device(self.dataset.__getitems__(batches[self.step]))
+                noise = torch.randn(len(batch["text"]), self.config.noise_dim, generator=self.rng).to(self.dist.device)
+                terms = train_step(self.g, self.d, self.recipe, self.opt_g, self.opt_d, batch, noise)
+                bad = [k for k, v in terms.items() if not math.isfinite(v)]
+                if bad:
+                    raise LabError(
+                        f"loss became {terms[bad[0]]} ({', '.join(bad)}) at epoch {self.epoch + 1} step {self.step + 1}; "
+                        f"training stopped, the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}; try a lower --lr"
+                    )
+                for k, v in terms.items():
+                    self.sums[k] = self.sums.get(k, 0.0) + v
+                self.step += 1
+                seen += len(batch["text"])
+                bar.update(1)
+                bar.set_postfix(d=f"{terms['d_loss']:.3f}", g=f"{terms['g_loss']:.3f}")
+            bar.close()
+            self._end_epoch(len(batches), seen * self.dist.world / max(time.perf_counter() - start, 1e-9))
+
+    def _end_epoch(self, steps: int, images_per_s: float) -> None:
+        means = {k: v / max(steps, 1) for k, v in self.sums.items()}
+        if self.dist.world > 1:  # average the logged losses over ranks
+            values = torch.tensor(list(means.values()), dtype=torch.float64)
+            dist.all_reduce(values)
+            means = dict(zip(means, (values / self.dist.world).tolist()))
+        self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
+        if self.dist.main:
+            record = {"epoch": self.epoch, **{k: round(v, 6) for k, v in means.items()}, "images_per_s": round(images_per_s, 1)}
+            with open(self.run_dir / METRICS, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            save_loss_plot(read_metrics(self.run_dir), self.run_dir / "losses.png")
+            if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
+                self.save_samples()
+        self.save()
+
+    @torch.no_grad()
+    def save_samples(self) -> Path:
+        """Fixed captions x fixed noise, so grids from different epochs are directly comparable."""
+        self.generator.eval()
+        n = SAMPLES_PER_CAPTION
+        emb = self.sample_embeddings.repeat_interleave(n, 0).to(self.dist.device)
+        noise = self.sample_noise.repeat(len(self.sample_texts), 1).to(self.dist.device)
+        images = self.generator(noise, emb)
+        self.generator.train()
+        path = self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png"
+        path.parent.mkdir(exist_ok=True)
+        caption_grid(images, self.sample_texts, n).save(path)
+        return path
+
+
+def train(config: ExperimentConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
+    """Train (or resume) a run; returns its directory. Ctrl-C saves a checkpoint to resume from."""
+    run_dir = Path(resume) if resume else Path(config.out_dir)
+    if not resume and (run_dir / "checkpoint.pt").exists():
+        raise LabError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out_dir")
+    trainer = Trainer(config, run_dir, resume=bool(resume), progress=progress)
+    try:
+        trainer.run()
+    except KeyboardInterrupt:
+        trainer.save()
+        if trainer.dist.main:
+            print(f"\ninterrupted at epoch {trainer.epoch + 1} step {trainer.step}; saved. Continue with: lab train --resume {run_dir}", file=sys.stderr)
+        raise
+    finally:
+        if trainer.dist.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return run_dir
+
+
+def main(args) -> int:
+    if args.resume:
+        saved, _ = read_run_config(args.resume)
+        config = config_lib.apply(saved, config_lib.parse_overrides(args.overrides))
+    else:
+        config = config_lib.load(args.config, args.overrides)
+    try:
+        run_dir = train(config, args.resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        return 130
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run saved in {run_dir} (samples in {run_dir / 'samples'}, losses in {run_dir / 'losses.png'})")
+    return 0
