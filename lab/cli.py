@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = data.add_parser("download", help="download Oxford-102 Flowers with the Reed et al. captions")
     d.add_argument("name", choices=["flowers"])
     d.add_argument("--dest", default="data/flowers")
+    d.add_argument("--url", default="", help="HTTP mirror of cvpr2016_flowers.zip (default: Google Drive)")
+    d.add_argument("--sha256", default="", help="expected sha256 of the archive, checked before extracting")
     d.set_defaults(func=_run("lab.download:main"))
     d = data.add_parser("synthetic", help="draw the offline synthetic flowers set")
     d.add_argument("dest")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
@@ -19,15 +19,16 @@ def caption_grid(images: torch.Tensor, captions: list[str], per_caption: int, la
     size = tiles[0].width
     grid = Image.new("RGB", (label_width + per_caption * size, len(captions) * size), "white")
     draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default(size=max(11, size // 10))
     for row, caption in enumerate(captions):
         lines, line = [], ""
         for word in caption.split():  # wrap to the label column
-            if draw.textlength(f"{line} {word}") > label_width - 10 and line:
+            if draw.textlength(f"{line} {word}", font=font) > label_width - 10 and line:
                 lines.append(line)
                 line = word
             else:
                 line = f"{line} {word}".strip()
-        draw.multiline_text((5, row * size + 5), "\n".join([*lines, line]), fill="black")
+        draw.multiline_text((5, row * size + 5), "\n".join([*lines, line]), fill="black", font=font)
         for col in range(per_caption):
             grid.paste(tiles[row * per_caption + col], (label_width + col * size, row * size))
     return grid

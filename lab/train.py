@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +150,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
         self.rng = torch.Generator().manual_seed(config.seed * 1000 + self.dist.rank)
         self.dataset.generator = self.rng
+        self.rng_snapshot = self.rng.get_state()  # the RNG as it was after the last completed step
+        self.stop_requested = False
         self.epoch, self.step, self.sums = 0, 0, {}
         self.sample_texts = self._sample_captions()
         self.sample_embeddings = encoder.encode(self.sample_texts)
@@ -169,10 +174,10 @@ class Trainer:
 
     # --- checkpointing -------------------------------------------------
     def _state(self) -> dict:
-        rng_states = [self.rng.get_state()]
+        rng_states = [self.rng_snapshot]
         if self.dist.world > 1:
             rng_states = [None] * self.dist.world
-            dist.all_gather_object(rng_states, self.rng.get_state())
+            dist.all_gather_object(rng_states, self.rng_snapshot)
         return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -201,6 +206,7 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         if state["world"] == self.dist.world:
             self.rng.set_state(state["rng"][self.dist.rank])
+            self.rng_snapshot = self.rng.get_state()
         self.epoch, self.step, self.sums = state["epoch"], state["step"], state["sums"]
 
     # --- the loop ------------------------------------------------------
@@ -233,9 +239,12 @@ class Trainer:
                 for k, v in terms.items():
                     self.sums[k] = self.sums.get(k, 0.0) + v
                 self.step += 1
+                self.rng_snapshot = self.rng.get_state()
                 seen += len(batch["text"])
                 bar.update(1)
                 bar.set_postfix(d=f"{terms['d_loss']:.3f}", g=f"{terms['g_loss']:.3f}")
+                if self.stop_requested:
+                    raise KeyboardInterrupt
             bar.close()
             self._end_epoch(len(batches), seen * self.dist.world / max(time.perf_counter() - start, 1e-9))
 
@@ -270,6 +279,26 @@ class Trainer:
         return path
 
 
+@contextmanager
+def stop_between_steps(trainer: Trainer):
+    """First Ctrl-C: finish the current step, then save and stop. A second Ctrl-C stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        print("\nstopping after this step (Ctrl-C again to stop now)...", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train(config: ExperimentConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train (or resume) a run; returns its directory. Ctrl-C saves a checkpoint to resume from."""
     run_dir = Path(resume) if resume else Path(config.out_dir)
@@ -277,7 +306,8 @@ def train(config: ExperimentConfig, resume: str | Path | None = None, progress: 
         raise LabError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out_dir")
     trainer = Trainer(config, run_dir, resume=bool(resume), progress=progress)
     try:
-        trainer.run()
+        with stop_between_steps(trainer):
+            trainer.run()
     except KeyboardInterrupt:
         trainer.save()
         if trainer.dist.main:

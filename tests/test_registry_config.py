@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from lab.config import ExperimentConfig, load, parse_overrides
+from lab.errors import LabError
+from lab.interfaces import Generator
+from lab.registry import ALL, GENERATORS, Registry
+from tests.conftest import run_lab
+
+
+def test_builtin_plugins_are_listed():
+    assert {"mpnet", "distilbert", "minilm"} <= set(ALL["encoders"].list())
+    assert "dcgan" in ALL["generators"].list() and "dcgan" in ALL["discriminators"].list()
+    assert "gan-cls" in ALL["losses"].list()
+    assert ALL["encoders"].list("m*") == sorted(n for n in ALL["encoders"].list() if n.startswith("m"))
+
+
+def test_register_create_and_unknown_name():
+    reg = Registry("widget")
+
+    @reg.register("square")
+    def square(x: int = 2):
+        return x * x
+
+    assert reg.create("square", x=3) == 9
+    with pytest.raises(LabError, match="unknown widget 'circle'; available: square"):
+        reg.create("circle")
+    with pytest.raises(ValueError):
+        reg.register("square")(lambda: 0)
+
+
+def test_module_attribute_spec_builds_a_class():
+    g = GENERATORS.create("plugins.dcgan:DCGANGenerator", text_dim=12, width=8, image_size=64)
+    assert isinstance(g, Generator) and g(torch.randn(2, 100), torch.randn(2, 12)).shape == (2, 3, 64, 64)
+    with pytest.raises(LabError, match="has no generator 'Nope'"):
+        GENERATORS.create("plugins.dcgan:Nope")
+    with pytest.raises(LabError, match="cannot import"):
+        GENERATORS.create("no_such_module:Thing")
+
+
+def test_config_file_and_overrides(tmp_path):
+    (tmp_path / "c.toml").write_text('epochs = 7\nencoder = "minilm"\nlr = 0.001\n')
+    (tmp_path / "c.yaml").write_text("epochs: 3\nimage_size: 128\n")
+    c = load(tmp_path / "c.toml", ["--epochs=9", "--batch-size=16"])
+    assert (c.epochs, c.encoder, c.lr, c.batch_size) == (9, "minilm", 0.001, 16)
+    assert load(tmp_path / "c.yaml").image_size == 128
+    assert load().epochs == ExperimentConfig().epochs
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [(["--epochs=many"], "expects int"), (["--colour=red"], "unknown config key"), (["epochs=3"], "expected --key=value")],
+)
+def test_bad_overrides_are_clear(overrides, message):
+    with pytest.raises(LabError, match=message):
+        load(None, overrides)
+
+
+def test_parse_overrides_keeps_equals_in_values():
+    assert parse_overrides(["--sample_captions=a=b|c"]) == {"sample_captions": "a=b|c"}
+
+
+def test_cli_lists_plugins_and_reports_errors_in_one_line(tmp_path):
+    out = run_lab("plugins")
+    assert out.returncode == 0 and "mpnet" in out.stdout and "gan-cls" in out.stdout
+    bad = run_lab("train", f"--config={tmp_path}/missing.toml")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [f"lab train: error: config file not found: {tmp_path}/missing.toml"]

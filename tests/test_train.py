@@ -1,0 +1,144 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+import lab.train as train_module
+from lab.checkpoint import load_checkpoint, load_run, read_metrics
+from lab.errors import LabError
+from lab.train import train
+from plugins.gan_cls import GanClsLoss
+from tests.conftest import ROOT, run_lab
+
+
+def test_cli_trains_and_generates_end_to_end(tiny_config, tmp_path, synthetic_root):
+    run = tmp_path / "cli-run"
+    args = [f"--data_dir={synthetic_root}", "--encoder=minilm", "--width=8", "--batch_size=8", "--epochs=4", "--split=all",
+            f"--cache_dir={tmp_path / 'cache'}", f"--out_dir={run}", "--sample_every=2"]
+    out = run_lab("train", "--quiet", *args)
+    assert out.returncode == 0, out.stderr
+    metrics = read_metrics(run)
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    assert {"d_loss", "g_loss", "d_real", "d_wrong", "d_fake", "g_adv", "g_feature", "g_l1", "images_per_s"} <= set(metrics[0])
+    assert metrics[-1]["g_l1"] < metrics[0]["g_l1"], "the generator did not move towards the real images"
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_002.png", "epoch_004.png"]
+    assert Image.open(run / "losses.png").size[0] > 300
+
+    gen = run_lab("generate", "a red flower with five round petals", "a blue flower", "--run", str(run), "--n", "3", "--out", str(tmp_path / "g.png"))
+    assert gen.returncode == 0, gen.stderr
+    grid = Image.open(tmp_path / "g.png")
+    assert grid.height == 2 * 64 and grid.width > 3 * 64
+    bad = run_lab("generate", "   ", "--run", str(run))
+    assert bad.returncode == 2 and "caption is empty" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _weights(run_dir):
+    state = load_checkpoint(run_dir)
+    return {**{f"g.{k}": v for k, v in state["generator"].items()}, **{f"d.{k}": v for k, v in state["discriminator"].items()}}
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+def test_resume_continues_exactly_after_an_epoch_or_a_ctrl_c(tiny_config, tmp_path, monkeypatch):
+    straight = train(tiny_config(out_dir=str(tmp_path / "straight")), progress=False)
+
+    halves = tmp_path / "halves"
+    train(tiny_config(out_dir=str(halves), epochs=1), progress=False)
+    train(tiny_config(out_dir=str(halves), epochs=2), resume=halves, progress=False)
+    _assert_same(_weights(straight), _weights(halves))
+
+    interrupted, calls, real_step = tmp_path / "interrupted", [0], train_module.train_step
+
+    def step_then_ctrl_c(*args):
+        calls[0] += 1
+        if calls[0] == 5:  # inside epoch 2
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", step_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(out_dir=str(interrupted)), progress=False)
+    assert (load_checkpoint(interrupted)["epoch"], load_checkpoint(interrupted)["step"]) == (1, 1)
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    train(tiny_config(out_dir=str(interrupted)), resume=interrupted, progress=False)
+    _assert_same(_weights(straight), _weights(interrupted))
+    assert read_metrics(interrupted) == read_metrics(straight) or [m["d_loss"] for m in read_metrics(interrupted)] == pytest.approx(
+        [m["d_loss"] for m in read_metrics(straight)]
+    )
+
+
+class NanAfter(GanClsLoss):
+    """A loss recipe that blows up on its fourth discriminator step (epoch 2, step 1 with 3 steps an epoch)."""
+
+    calls = 0
+
+    def discriminator_loss(self, *args):
+        out = super().discriminator_loss(*args)
+        NanAfter.calls += 1
+        if NanAfter.calls >= 4:
+            out.total = out.total * float("nan")
+            out.terms["d_real"] = float("nan")
+        return out
+
+
+def nan_after(**kwargs):
+    return NanAfter(**kwargs)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
+    NanAfter.calls = 0
+    config = tiny_config(loss="tests.test_train:nan_after", epochs=3)
+    with pytest.raises(LabError, match=r"loss became nan .* at epoch 2 step 1; .* last good checkpoint \(epoch 1\)"):
+        train(config, progress=False)
+    assert load_checkpoint(tmp_path / "run")["epoch"] == 1
+    assert load_run(tmp_path / "run").epoch == 1
+
+
+class TinyEncoder:
+    name, dim, cache_key = "tiny", 8, "tiny-8"
+
+    def encode(self, texts):
+        return torch.ones(len(texts), 8)
+
+
+def tiny_encoder(**kwargs):
+    return TinyEncoder()
+
+
+def test_resume_refuses_a_mismatched_encoder_or_image_size(tiny_config, tmp_path):
+    run = train(tiny_config(epochs=1), progress=False)
+    with pytest.raises(LabError, match="expects 384-d text embeddings but the encoder gives 8-d"):
+        train(tiny_config(epochs=2, encoder="tests.test_train:tiny_encoder"), resume=run, progress=False)
+    with pytest.raises(LabError, match="trained at 64px, not 128px"):
+        train(tiny_config(epochs=2, image_size=128), resume=run, progress=False)
+    with pytest.raises(LabError, match="already holds a run"):
+        train(tiny_config(), progress=False)
+
+
+def test_ctrl_c_in_a_real_process_saves_and_resume_finishes(tmp_path, synthetic_root):
+    run = tmp_path / "sigint"
+    args = [sys.executable, "-m", "lab.cli", "train", "--quiet", f"--data_dir={synthetic_root}", "--encoder=minilm", "--width=8",
+            "--batch_size=4", "--epochs=200", "--split=all", f"--cache_dir={tmp_path / 'cache'}", f"--out_dir={run}", "--threads=1"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file() or not read_metrics(run):
+        time.sleep(0.5)
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Continue with: lab train --resume" in err and "Traceback" not in err
+    saved = load_checkpoint(run)["epoch"]
+    assert saved >= 1
+    done = run_lab("train", "--quiet", "--resume", str(run), f"--epochs={saved + 1}")
+    assert done.returncode == 0, done.stderr
+    assert [m["epoch"] for m in read_metrics(run)][-1] == saved + 1
+    assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 200  # the saved config is not rewritten
