@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run("lab.synthetic:main"))
 
+    p = sub.add_parser("grade", help="autograde the course exercises (or the reference solutions): score table, exit 1 below full marks")
+    p.add_argument("--target", choices=["exercises", "solutions"], default="exercises", help="which package to grade (default: exercises)")
+    p.add_argument("--only", default="", metavar="exNN", help="grade one exercise, e.g. ex04")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds one check may take before it fails")
+    p.set_defaults(func=_run("lab.grade:main"))
+
+    p = sub.add_parser("quiz", help="the course quiz: interactive, or `lab quiz check '1a 2a ...'` to score answers")
+    p.add_argument("--lang", choices=["vi", "en"], default="vi", help="question language (default: vi, the original)")
+    quiz = p.add_subparsers(dest="quiz_command")
+    c = quiz.add_parser("check", help="score an answer string like '1a 2c 3b' or a file holding one")
+    c.add_argument("answers", help="answers as <question><letter> pairs, or a path to a text file with them")
+    c.add_argument("--lang", choices=["vi", "en"], default=argparse.SUPPRESS, help="language of the explanations")
+    p.set_defaults(func=_run("lab.quiz:main"))
+
     p = sub.add_parser("weights", help="install offline encoder weights")
     p.add_argument("name", choices=["mpnet"])
     p.add_argument("--force", action="store_true")
@@ -75,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LabError as e:
         print(f"lab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except NotImplementedError as e:  # an unfinished course exercise plugged in with module:attr
+        print(f"lab {args.command}: error: unfinished exercise: {e}", file=sys.stderr)
         return 2
 
 
