@@ -85,12 +85,10 @@ def test_grading_the_solutions_scores_full_marks(capsys):
     assert last.split()[0] == "total" and last.endswith("100%")
 
 
-def test_lab_train_with_student_parts(tmp_path, capsys):
+def test_lab_train_with_student_parts(tmp_path, synthetic_root, capsys):
     """`lab train --generator=exercises...` on a stub is one clean error; the solutions train a real epoch."""
-    from lab.synthetic import generate
-
-    data = generate(tmp_path / "flowers", n=8, size=64, progress=False)
-    common = [f"--data_dir={data}", f"--cache_dir={tmp_path}/cache", "--encoder=minilm", "--split=all", "--epochs=1", "--batch_size=4", "--width=8", "--quiet"]
+    common = [f"--data_dir={synthetic_root}", f"--cache_dir={tmp_path}/cache", "--encoder=minilm", "--split=all", "--max_images=8"]
+    common += ["--epochs=1", "--batch_size=4", "--width=8", "--threads=1", "--quiet"]
     parts = ["--generator={}.ex04_generator:Generator", "--discriminator={}.ex05_discriminator:Discriminator", "--loss={}.ex06_loss:GanClsLoss"]
 
     assert cli_main(["train", *[p.format("exercises") for p in parts], *common, f"--out_dir={tmp_path}/stub"]) == 2
