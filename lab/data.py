@@ -83,20 +83,32 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def embed_texts(encoder: TextEncoder, texts: list[str], cache_dir: Path, progress: bool = True, chunk: int = 256) -> torch.Tensor:
-    """Embeddings [len(texts), dim], encoding only captions this encoder has never seen."""
-    cache = cache_dir / "embeddings" / f"{encoder.cache_key}.pt"
-    store: dict[str, torch.Tensor] = torch.load(cache, weights_only=True) if cache.is_file() else {}
+def _read_embedding_parts(folder: Path) -> dict[str, torch.Tensor]:
+    store: dict[str, torch.Tensor] = {}
+    for part in sorted(folder.glob("part-*.pt")):
+        blob = torch.load(part, weights_only=True)
+        store.update(zip(blob["keys"], blob["vectors"]))
+    return store
+
+
+def embed_texts(encoder: TextEncoder, texts: list[str], cache_dir: Path, progress: bool = True, chunk: int = 1024) -> torch.Tensor:
+    """Embeddings [len(texts), dim], encoding only captions this encoder has never seen.
+
+    New embeddings are appended as one small file per chunk, so an interrupted
+    encode of a large caption set keeps everything finished so far.
+    """
+    folder = cache_dir / "embeddings" / encoder.cache_key
+    store = _read_embedding_parts(folder)
     missing = sorted({text_key(t): t for t in texts if text_key(t) not in store}.items())
     if missing:
         bar = tqdm(total=len(missing), desc=f"encoding captions with {encoder.name} (once)", disable=not progress, unit="caption")
         for i in range(0, len(missing), chunk):
             part = missing[i : i + chunk]
-            vectors = encoder.encode([t for _, t in part])
-            store.update({k: v.clone() for (k, _), v in zip(part, vectors)})
+            vectors = encoder.encode([t for _, t in part]).float().cpu()
+            atomic_save({"keys": [k for k, _ in part], "vectors": vectors}, folder / f"part-{len(store):08d}-{part[0][0][:8]}.pt")
+            store.update(zip((k for k, _ in part), vectors))
             bar.update(len(part))
         bar.close()
-        atomic_save(store, cache)
     if not texts:
         return torch.empty(0, encoder.dim)
     return torch.stack([store[text_key(t)] for t in texts]).float()
@@ -134,6 +146,12 @@ class FlowersDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def to(self, device: torch.device) -> "FlowersDataset":
+        """Keep images and embeddings on the training device (a GPU holds all of Flowers easily);
+        indices and labels stay on the CPU with the generator that draws them."""
+        self.images, self.embeddings = self.images.to(device), self.embeddings.to(device)
+        return self
 
     @property
     def image_size(self) -> int:

@@ -129,7 +129,7 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)  # model initialisation is the same on every rank
-        encoder = load_encoder(config)
+        encoder = load_encoder(config, device=str(self.dist.device))
         if self.dist.main:
             self.dataset, captions = build_dataset(config, encoder, self.progress)
             if captions.skipped:
@@ -139,6 +139,7 @@ class Trainer:
             self.dataset, _ = build_dataset(config, encoder, progress=False)
         if len(self.dataset.images) < 2:
             raise LabError("training needs at least 2 images")
+        self.dataset.to(self.dist.device)
         self.generator, self.discriminator, self.recipe = build_parts(config, encoder.dim)
         self.generator.to(self.dist.device)
         self.discriminator.to(self.dist.device)

@@ -86,3 +86,19 @@ def test_splits_are_disjoint_and_fixed():
     assert test == split_indices(100, "test")
     with pytest.raises(LabError, match="split must be"):
         split_indices(10, "val")
+
+
+def test_interrupted_encoding_keeps_the_finished_chunks(tmp_path):
+    class FailsOnSecondChunk(CountingEncoder):
+        def encode(self, texts):
+            if self.seen:
+                raise KeyboardInterrupt
+            return super().encode(texts)
+
+    texts = [f"caption {i}" for i in range(10)]
+    with pytest.raises(KeyboardInterrupt):
+        embed_texts(FailsOnSecondChunk(), texts, tmp_path, progress=False, chunk=4)
+    again = CountingEncoder()
+    out = embed_texts(again, texts, tmp_path, progress=False, chunk=4)
+    assert len(again.seen) == 6 and out.shape == (10, 4)
+    assert torch.equal(out, CountingEncoder().encode(texts))
