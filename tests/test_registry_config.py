@@ -66,3 +66,24 @@ def test_cli_lists_plugins_and_reports_errors_in_one_line(tmp_path):
     bad = run_lab("train", f"--config={tmp_path}/missing.toml")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [f"lab train: error: config file not found: {tmp_path}/missing.toml"]
+
+
+def test_third_party_plugins_load_through_entry_points(monkeypatch, tmp_path):
+    import sys
+    from importlib.metadata import EntryPoint
+
+    import lab.registry as registry
+
+    (tmp_path / "third_party_gen.py").write_text(
+        "from lab.registry import GENERATORS\n"
+        "@GENERATORS.register('third-party')\n"
+        "def make(**kw):\n    return 'built'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = EntryPoint(name="demo", value="third_party_gen", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(registry, "_loaded", False)
+    assert registry.GENERATORS.create("third-party") == "built"
+    assert "third-party" in registry.GENERATORS.list()
+    registry.GENERATORS._factories.pop("third-party")
+    sys.modules.pop("third_party_gen")
