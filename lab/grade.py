@@ -8,6 +8,7 @@ it is known, so even a stopped run is scored (checks never reached score 0).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -69,6 +70,13 @@ def read_report(path: Path) -> list[ExerciseScore]:
     return [scores[name] for name in sorted(scores)]
 
 
+def _why(output: str) -> str:
+    """pytest's one-line summary of collection or usage errors, else its last line."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR", "error:", "pytest: error"))]
+    return "; ".join(errors[:3]) if errors else (lines[-1] if lines else "no output")
+
+
 def run_checks(target: str, only: str = "", timeout: float = 60.0) -> list[ExerciseScore]:
     """Grade `target` ("exercises" or "solutions") in a pytest subprocess; returns the scores."""
     if target not in TARGETS:
@@ -82,12 +90,10 @@ def run_checks(target: str, only: str = "", timeout: float = 60.0) -> list[Exerc
         cmd = [sys.executable, "-m", "pytest", *map(str, files), "-q", "-p", "no:cacheprovider", "-o", "addopts=", f"--timeout={timeout:g}"]
         try:
             done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=WHOLE_RUN_MARGIN_S + 3 * timeout * len(files))
-            output = done.stdout + done.stderr
         except subprocess.TimeoutExpired:
-            output = ""  # the report still holds every check that finished
-        if not report.is_file():
-            tail = "\n".join(output.strip().splitlines()[-5:])
-            raise LabError(f"the grading checks could not run:\n{tail}")
+            done = None  # stopped as a whole: the report still holds every check that finished
+        if not report.is_file() or (done is not None and done.returncode not in (0, 1)):
+            raise LabError(f"the grading checks could not run: {_why(done.stdout + done.stderr if done else '')}")
         return read_report(report)
 
 
@@ -104,7 +110,7 @@ def format_table(scores: list[ExerciseScore], width: int = 200) -> str:
     return "\n".join(rows)
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     """`lab grade`: exit 0 at full marks, 1 below."""
     scores = run_checks(args.target, args.only, args.timeout)
     print(format_table(scores))

@@ -8,6 +8,7 @@ quoted from the notebook: question 7's channel count is read from a real
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from dataclasses import dataclass
@@ -299,7 +300,7 @@ def interactive(lang: str, read: Callable[[str], str] = input, write: Callable[[
     return right
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     """`lab quiz [--lang vi|en]` and `lab quiz check ANSWERS`: exit 0 at 10/10, 1 below."""
     if args.quiz_command == "check":
         right, report = check(parse_answers(read_answers(args.answers)), args.lang)

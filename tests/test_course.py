@@ -70,6 +70,29 @@ def test_grade_rejects_unknown_exercise(capsys):
     assert err.count("\n") == 1 and "ex99" in err and "ex01" in err
 
 
+def _pytest_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    """Load `source` as a plugin into the grading subprocess (it inherits the environment)."""
+    (tmp_path / "grading_probe.py").write_text(source)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p grading_probe")
+
+
+def test_a_hanging_check_fails_alone(tmp_path, monkeypatch):
+    """An endless loop in one check is stopped by the per-check timeout; the other checks still score."""
+    _pytest_plugin(tmp_path, monkeypatch, "def pytest_runtest_call(item):\n    while item.name == 'test_generator_loss_weights':\n        pass\n")
+    (score,) = grade.run_checks("solutions", "ex06", timeout=3)
+    assert score.possible - score.earned == 1
+    (failure,) = score.failures
+    assert failure.startswith("generator_loss_weights: ") and "Timeout" in failure
+
+
+def test_checks_that_cannot_be_collected_are_one_clean_error(tmp_path, monkeypatch, capsys):
+    _pytest_plugin(tmp_path, monkeypatch, "def pytest_collect_file(file_path, parent):\n    raise RuntimeError('broken check file')\n")
+    assert cli_main(["grade", "--only", "ex06"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not run" in err and "broken check file" in err
+
+
 def test_grading_the_stubs_scores_zero_with_clean_messages():
     scores = grade.run_checks("exercises")
     assert [s.name for s in scores] == EXERCISES
