@@ -15,7 +15,7 @@ One item per caption (a flower has up to 10). The data arrives already decoded:
 
 A batch is a dict: "image" and "wrong_image" as float in [-1, 1] (the range
 G's tanh produces: uint8 / 127.5 - 1, see `lab.data.to_float`), "embedding",
-"text" (list of str) and "index" (the caption indices). The wrong image of an
+"text" (list of str) and "index" (the caption indices, a long tensor). The wrong image of an
 item is a *different* image, and of a different class when classes are known.
 Its draws use `self.generator` (a torch.Generator) so that a seeded run, and
 a resumed one, draws exactly the same wrong images.

@@ -9,8 +9,9 @@ caption's embedding (what the flower must look like) into a *new* image:
    "image" of size 1x1;
 3. ConvTranspose2d(kernel 4, stride 1, padding 0) to 4x4 with width*8 channels,
    then ConvTranspose2d(kernel 4, stride 2, padding 1) stages, each doubling
-   the size and halving the channels (BatchNorm2d + ReLU after each), until
-   the last stage emits 3 channels at `image_size` followed by Tanh (pixels in [-1, 1]).
+   the size and halving the channels, until the last stage emits 3 channels
+   at `image_size`. Every ConvTranspose2d but the last is followed by
+   BatchNorm2d + ReLU; the last by Tanh (pixels in [-1, 1]).
    Convolutions use bias=False (BatchNorm has its own shift).
 
 For image_size 64 and width 64 the channels are 512@4x4 -> 256@8x8 -> 128@16x16
