@@ -10,7 +10,6 @@ import pytest
 
 from lab import grade
 from lab.cli import main as cli_main
-from lab.config import ExperimentConfig
 
 EXERCISES = sorted(p.stem for p in (Path(__file__).parent.parent / "exercises").glob("ex*.py"))
 
