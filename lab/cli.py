@@ -40,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="", help="output PNG (default RUN/generated/<caption>.png)")
     p.set_defaults(func=_run("lab.generate:main"))
 
+    p = sub.add_parser("eval", help="FID, KID, Inception Score and text-image alignment of a run (writes RUN/eval.json)")
+    p.add_argument("--run", required=True, help="run directory written by `lab train`")
+    p.add_argument("--n", type=int, default=500, help="generated images (one per drawn caption)")
+    p.add_argument("--split", default="test", choices=["train", "test", "all"], help="real images and captions to compare with")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=_run("lab.evaluate:main"))
+
     p = sub.add_parser("plugins", help="list registered encoders, generators, discriminators, loss recipes")
     p.set_defaults(func=_run("lab.registry:main"))
 

@@ -1,0 +1,124 @@
+"""Evaluation: the FID Inception wrapper, the alignment measures, and `lab eval` on a tiny trained run."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from lab import alignment
+from lab.captions import load_captions
+from lab.config import ExperimentConfig, apply
+from lab.data import build_dataset, load_images
+from lab.evaluate import evaluate
+from lab.fid import InceptionFeatures, extract_features, fid_kid, resize_tf1_bilinear
+from lab.generate import load_encoder
+from lab.synthetic import generate
+from lab.train import train
+from tests.conftest import run_lab
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two busy cores run these small convolutions several times faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+@pytest.fixture(scope="module")
+def inception():
+    return InceptionFeatures()
+
+@pytest.fixture(scope="module")
+def flowers(tmp_path_factory):
+    """80 synthetic flowers drawn at 128px and loaded at 64px, as a run sees them, with their petal colours."""
+    root = generate(tmp_path_factory.mktemp("flowers80"), n=80, size=128, seed=3, progress=False)
+    items = load_captions(root, "first").items
+    images, _, _ = load_images([it.image_path for it in items], 64, tmp_path_factory.mktemp("cache"), progress=False)
+    return root, images, [it.captions[0] for it in items]
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, synthetic_root):
+    folder = tmp_path_factory.mktemp("eval-run")
+    config = apply(ExperimentConfig(), dict(
+        data_dir=str(synthetic_root), encoder="minilm", width=8, batch_size=8, epochs=1, cache_dir=str(folder / "cache"), out_dir=str(folder / "run"), threads=1,
+    ))
+    return train(config, progress=False), config
+
+def test_resize_follows_tf1_bilinear_without_half_pixel_centres():
+    image = torch.tensor([[0.0, 10.0], [20.0, 30.0]])[None, None]
+    # TF1: source = dest * in/out = dest / 2, so rows/cols sample 0, 0.5, 1, 1.5 (clamped to 1)
+    expected = torch.tensor([[0, 5, 10, 10], [10, 15, 20, 20], [20, 25, 30, 30], [20, 25, 30, 30]], dtype=torch.float)
+    assert torch.allclose(resize_tf1_bilinear(image, 4)[0, 0], expected)
+    assert resize_tf1_bilinear(torch.rand(2, 3, 64, 48), 299).shape == (2, 3, 299, 299)
+
+def test_inception_wrapper_is_a_torchmetrics_feature_extractor(inception, flowers):
+    _, images, _ = flowers
+    real_a, real_b = images[:6], images[6:12]
+    noise = torch.randint(0, 256, real_a.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+    metric = FrechetInceptionDistance(feature=inception)
+    metric.train()
+    assert not inception.net.training, "metric.train() must not switch the Inception batch norms to training"
+    metric.update(real_a, real=True)
+    metric.update(noise, real=False)
+    direct = float(metric.compute())
+
+    features_a, features_b, features_noise = (extract_features(inception, x, batch_size=4, progress=False) for x in (real_a, real_b, noise))
+    assert features_a.shape == (6, 2048)
+    to_noise, to_real = fid_kid(features_a, features_noise, kid_subsets=10), fid_kid(features_a, features_b, kid_subsets=10)
+    assert to_noise["fid"] == pytest.approx(direct, rel=1e-3), "precomputed features must give torchmetrics' own FID"
+    assert to_real["fid"] < to_noise["fid"] and to_real["kid_mean"] < to_noise["kid_mean"]
+    with pytest.raises(ValueError, match="uint8"):
+        inception(real_a.float())
+
+def test_petal_colour_measure_reads_real_synthetic_images(flowers):
+    root, images, captions = flowers
+    colours = alignment.caption_colours(root)
+    assert alignment.attribute_accuracy(images, captions, colours) > 0.9
+    wrong = [next(c for c in captions if colours[c] != colours[own]) for own in captions]  # a caption with another colour
+    assert alignment.attribute_accuracy(images, wrong, colours) < 0.1
+    assert alignment.caption_colours(root / "images") is None  # no attributes.json: not the synthetic set
+
+def test_matcher_ranks_own_captions_first_far_above_chance(synthetic_root, minilm, tmp_path):
+    config = apply(ExperimentConfig(), dict(data_dir=str(synthetic_root), encoder="minilm", captions="all", split="all", cache_dir=str(tmp_path)))
+    data, _ = build_dataset(config, minilm, progress=False)
+    matcher = alignment.cached_matcher(data.images, data.embeddings, data.caption_image, minilm.cache_key, tmp_path, steps=150, progress=False)
+    assert len(list((tmp_path / "matcher").glob("*.pt"))) == 1
+    embeddings = dict(zip(data.texts, data.embeddings))
+    images = data.images[data.caption_image]
+    own, k = alignment.r_precision(matcher, images, data.texts, embeddings)
+    shuffled, _ = alignment.r_precision(matcher, images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))], data.texts, embeddings)
+    assert k == 100
+    assert own > 0.15 and own > shuffled + 0.1, (own, shuffled)
+
+def test_eval_writes_scores_with_their_protocol_and_reuses_cached_real_features(tiny_run):
+    run_dir, config = tiny_run
+    results = evaluate(run_dir, n=8, split="test", batch_size=8, device="cpu", matcher_steps=30, progress=False)
+    real_count = len(build_dataset(apply(config, {"split": "test"}), load_encoder(config), progress=False)[0].images)
+
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    assert saved["protocol"]["generated_images"] == 8 and saved["protocol"]["real_images"] == real_count
+    assert saved["protocol"]["resize"] == "64x64 -> 299x299, TF1 bilinear"
+    assert math.isfinite(saved["fid"]) and saved["fid"] > 0 and saved["kid_subset_size"] == min(8, real_count)
+    score = saved["inception_score"]
+    assert ("mean" in score and score["mean"] >= 1.0) or ("unavailable" in score and "mean" not in score and score["unavailable"])
+    assert saved["attribute_accuracy"]["real"] > 0.9 and 0 <= saved["attribute_accuracy"]["generated"] <= 1
+    assert 0 <= saved["r_precision"]["generated"] <= 1 and saved["r_precision"]["candidates"] >= 2
+    assert Image.open(run_dir / "eval.png").width > 300
+
+    cache = list((Path(config.cache_dir) / "fid").glob("test-*.pt"))
+    assert len(cache) == 1
+    again = evaluate(run_dir, n=8, split="test", batch_size=8, device="cpu", matcher_steps=30, progress=False)
+    assert again["fid"] == results["fid"], "same seed, same run: same generated images and same FID"
+    assert list((Path(config.cache_dir) / "fid").glob("test-*.pt")) == cache
+
+def test_eval_cli_reports_user_mistakes_in_one_line(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    for args, message in ((["--run", str(tmp_path)], "is not a run directory"), (["--run", str(run_dir), "--n", "1"], "at least 2")):
+        out = run_lab("eval", *args)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
