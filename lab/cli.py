@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=_run("lab.evaluate:main"))
 
+    p = sub.add_parser("compare", help="Gradio page: several runs side by side on the same caption and noise")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `lab train`")
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the page to other machines")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=_run("lab.app:main"))
+
     p = sub.add_parser("plugins", help="list registered encoders, generators, discriminators, loss recipes")
     p.set_defaults(func=_run("lab.registry:main"))
 

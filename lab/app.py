@@ -1,0 +1,134 @@
+"""`lab compare`: a Gradio page that puts trained runs side by side.
+
+Every run gets the same caption and the same seeded noise (`generate_images`
+draws it from the seed alone), so differences between columns come from the
+runs (encoder, model, loss recipe, training length), not from luck. Each column
+says what the run is and, when `lab eval` has been run on it, how it scored.
+A second tab shows how each run trained: loss curves and the sample grid of
+every epoch.
+
+Limits keep a shared page responsive: captions as long as training allows,
+at most `MAX_IMAGES` per run, one generation at a time with a bounded queue.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from .captions import MAX_CAPTION_CHARS
+from .checkpoint import Run, load_run
+from .errors import LabError
+from .evaluate import EVAL_JSON, summary_rows
+from .generate import generate_images, load_encoder, validate_caption
+from .interfaces import TextEncoder
+from .plots import to_pil
+
+MAX_IMAGES = 8
+MAX_SEED = 2**31 - 1
+QUEUE_SIZE = 16
+EXAMPLES = [
+    "this flower has five round red petals and a yellow center.",
+    "a purple flower with pointed petals and a black center.",
+    "the petals of this flower are white and round, with a green middle.",
+    "this flower has large pink petals that droop down around a yellow stamen.",
+]
+
+
+def run_title(run: Run) -> str:
+    return f"{run.dir.name} ({run.dir})"
+
+
+def run_label(run: Run) -> str:
+    """Markdown for a column head: what the run is, and its `lab eval` scores when there are any."""
+    c = run.config
+    lines = [
+        f"### {run.dir.name}",
+        f"encoder **{c.encoder}** · generator **{c.generator}** (width {c.width}) · discriminator **{c.discriminator}**  ",
+        f"loss **{c.loss}** (feature x{c.feature_weight:g}, L1 x{c.l1_weight:g}) · **{run.epoch}** epoch(s) · {c.image_size}px",
+    ]
+    eval_path = run.dir / EVAL_JSON
+    if eval_path.is_file():
+        scores = json.loads(eval_path.read_text())
+        protocol = scores["protocol"]
+        lines.append(f"\n`lab eval` at epoch {scores['epoch']} ({protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images):")
+        lines += [f"- {name}: {value}" for name, value in summary_rows(scores)]
+    else:
+        lines.append(f"\nno scores yet: `lab eval --run {run.dir}`")
+    return "\n".join(lines)
+
+
+def sample_grids(run: Run) -> list[tuple[str, str]]:
+    """(path, caption) of every saved sample grid, in epoch order."""
+    paths = sorted((run.dir / "samples").glob("epoch_*.png"))
+    return [(str(p), f"epoch {int(p.stem.split('_')[1])}") for p in paths]
+
+
+def check_request(caption: str, seed: float, count: float) -> tuple[str, int, int]:
+    """Validate what the page (or an API caller) sent; problems become messages, not tracebacks."""
+    try:
+        caption = validate_caption(caption or "")
+    except LabError as e:
+        raise gr.Error(str(e)) from None
+    if count is None or int(count) != count or not 1 <= count <= MAX_IMAGES:
+        raise gr.Error(f"number of images must be a whole number from 1 to {MAX_IMAGES}, got {count}")
+    if seed is None or int(seed) != seed or not 0 <= seed <= MAX_SEED:
+        raise gr.Error(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
+    return caption, int(seed), int(count)
+
+
+def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
+    """The comparison page for `run_dirs`; its generate endpoint is `/generate` (caption, seed, count)."""
+    if not run_dirs:
+        raise LabError("give at least one run directory")
+    runs = [load_run(d, device) for d in run_dirs]
+    encoders: dict[tuple[str, str], TextEncoder] = {}
+    for run in runs:  # runs with the same encoder share one instance
+        key = (run.config.encoder, run.config.encoder_path)
+        if key not in encoders:
+            encoders[key] = load_encoder(run.config, device)
+
+    def generate(caption: str, seed: float, count: float) -> tuple[list[Image.Image], ...]:
+        caption, seed, count = check_request(caption, seed, count)
+        return tuple(
+            to_pil(generate_images(run, encoders[(run.config.encoder, run.config.encoder_path)], [caption], count, seed)) for run in runs
+        )
+
+    with gr.Blocks(title="t2i-lab: compare runs", analytics_enabled=False) as demo:
+        gr.Markdown("# Compare runs\nThe same caption and the same noise (seed) for every run, side by side.")
+        with gr.Tab("Generate"):
+            with gr.Row():
+                caption = gr.Textbox(value=EXAMPLES[0], label="Caption", max_length=MAX_CAPTION_CHARS, scale=4, info=f"at most {MAX_CAPTION_CHARS} characters")
+                seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
+                count = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images per run", scale=1)
+            button = gr.Button("Generate", variant="primary", elem_id="generate")
+            gr.Examples(EXAMPLES, inputs=[caption], label="Example captions")
+            galleries = []
+            with gr.Row(equal_height=False):
+                for i, run in enumerate(runs):
+                    with gr.Column():
+                        gr.Markdown(run_label(run))
+                        galleries.append(
+                            gr.Gallery(label=run_title(run), columns=4, height=320, object_fit="contain", format="png", elem_id=f"run-{i}", elem_classes=["run-gallery"])
+                        )
+            button.click(generate, [caption, seed, count], galleries, api_name="generate")
+            caption.submit(generate, [caption, seed, count], galleries, api_name=False)
+        with gr.Tab("Training"):
+            with gr.Row(equal_height=False):
+                for run in runs:
+                    with gr.Column():
+                        gr.Markdown(f"### {run.dir.name}")
+                        losses = run.dir / "losses.png"
+                        if losses.is_file():
+                            gr.Image(str(losses), label="losses per epoch", interactive=False)
+                        else:
+                            gr.Markdown("no loss plot yet")
+                        gr.Gallery(sample_grids(run), label="sample grids (fixed captions and noise)", columns=1, height="auto")
+    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+
+
+def main(args) -> None:
+    """`lab compare RUN_A RUN_B ...`: serve the page until Ctrl-C."""
+    build_demo(args.runs).launch(server_name=args.host, server_port=args.port, ssr_mode=False)
