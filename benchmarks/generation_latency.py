@@ -1,0 +1,63 @@
+"""Milliseconds per generated image on the CPU, for the page and `lab generate`.
+
+Without --run it times an untrained generator built from the default config
+(the cost of a forward pass does not depend on the weights); with --run it
+times the run's generator and also `generate_images` end to end, which adds
+encoding the caption with the run's text encoder.
+
+    python benchmarks/generation_latency.py [--run RUN_DIR] [--batches 1 8 64] [--repeats 20] [--threads 0]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from lab.checkpoint import load_run
+from lab.config import ExperimentConfig
+from lab.generate import fixed_noise, generate_images, load_encoder
+from lab.registry import GENERATORS
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up: allocations, lazy init
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="a trained run directory (default: untrained generator from the default config)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads, 0 = torch's default")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    run = load_run(args.run) if args.run else None
+    config = run.config if run else ExperimentConfig()
+    generator = run.generator if run else GENERATORS.create(
+        config.generator, text_dim=768, noise_dim=config.noise_dim, text_proj_dim=config.text_proj_dim, width=config.width, image_size=config.image_size
+    ).eval()
+    encoder = load_encoder(config) if run else None
+    print(f"generator {config.generator} width {config.width}, {config.image_size}px, {torch.get_num_threads()} CPU threads")
+    for batch in args.batches:
+        noise, text = fixed_noise(batch, generator.noise_dim, 0), torch.randn(batch, generator.text_dim)
+        with torch.no_grad():
+            ms = median_ms(lambda: generator(noise, text), args.repeats)
+        line = f"batch {batch:4d}: generator {ms / batch:8.2f} ms/image"
+        if encoder:
+            ms = median_ms(lambda: generate_images(run, encoder, ["a red flower with five round petals"], batch, 0), args.repeats)
+            line += f"   generate_images (one {config.encoder}-encoded caption) {ms / batch:8.2f} ms/image"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
