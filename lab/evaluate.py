@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import alignment
 from .checkpoint import Run, check_compatible, load_run, write_json
-from .config import apply
+from .config import ExperimentConfig, apply
 from .data import FlowersDataset, build_dataset, embed_texts
 from .errors import LabError
 from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid, to_uint8
@@ -79,7 +79,7 @@ def inception_score(images: torch.Tensor, device: str, batch_size: int, progress
     return {"mean": float(mean), "std": float(std)}
 
 
-def alignment_scores(config, dataset: FlowersDataset, idx: torch.Tensor, fake: torch.Tensor, matcher_steps: int, progress: bool = True) -> dict:
+def alignment_scores(config: ExperimentConfig, dataset: FlowersDataset, idx: torch.Tensor, fake: torch.Tensor, matcher_steps: int, progress: bool = True) -> dict:
     """Petal-colour accuracy and R-precision of generated images, next to the same scores of the real images."""
     captions = [dataset.texts[i] for i in idx.tolist()]
     real = dataset.images[dataset.caption_image[idx]]
@@ -103,7 +103,7 @@ def alignment_scores(config, dataset: FlowersDataset, idx: torch.Tensor, fake: t
     return out
 
 
-def train_split_matcher(config, encoder: TextEncoder, steps: int, progress: bool = True) -> tuple[alignment.Matcher, int]:
+def train_split_matcher(config: ExperimentConfig, encoder: TextEncoder, steps: int, progress: bool = True) -> tuple[alignment.Matcher, int]:
     """The matcher for this data set, trained (once, cached) on the train split's images and all their captions."""
     train_config = apply(config, {"split": "train", "captions": "all", "encoder": MATCHER_ENCODER, "encoder_path": ""})
     data, _ = build_dataset(train_config, encoder, progress)
