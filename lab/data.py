@@ -131,6 +131,11 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], the quantisation a saved PNG gets (real images are uint8 too)."""
+    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
 class FlowersDataset(Dataset):
     """One item per caption: (image, embedding, text, wrong_image) with images in [-1, 1].
 

@@ -25,9 +25,9 @@ from tqdm import tqdm
 from . import alignment
 from .checkpoint import Run, check_compatible, load_run, write_json
 from .config import ExperimentConfig, apply
-from .data import FlowersDataset, build_dataset, embed_texts
+from .data import FlowersDataset, build_dataset, embed_texts, to_uint8
 from .errors import LabError
-from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid, to_uint8
+from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid
 from .generate import fixed_noise, load_encoder
 from .interfaces import TextEncoder
 

@@ -61,11 +61,6 @@ def resize_tf1_bilinear(images: torch.Tensor, size: int) -> torch.Tensor:
     return images
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images -> uint8 [0, 255], the quantisation a saved PNG gets (real images are uint8 too)."""
-    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-
-
 class InceptionFeatures(nn.Module):
     """uint8 images [N, 3, H, W] (any H, W) -> FID pool3 features [N, 2048]."""
 

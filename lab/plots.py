@@ -6,10 +6,12 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .data import to_uint8
+
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """[-1, 1] float images [N, 3, H, W] -> PIL images."""
-    arr = images.detach().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    arr = to_uint8(images.cpu()).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a) for a in arr]
 
 
