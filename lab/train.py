@@ -171,7 +171,10 @@ class Trainer:
     def _sample_captions(self) -> list[str]:
         if self.config.sample_captions:
             return [c.strip() for c in self.config.sample_captions.split("|") if c.strip()][:SAMPLE_CAPTIONS]
-        return list(dict.fromkeys(self.dataset.texts))[:SAMPLE_CAPTIONS]
+        first_of_each_image = {}  # one caption from each of the first images, so rows show different flowers
+        for text, image in zip(self.dataset.texts, self.dataset.caption_image.tolist()):
+            first_of_each_image.setdefault(image, text)
+        return list(dict.fromkeys(first_of_each_image.values()))[:SAMPLE_CAPTIONS]
 
     # --- checkpointing -------------------------------------------------
     def _state(self) -> dict:

@@ -142,3 +142,14 @@ def test_ctrl_c_in_a_real_process_saves_and_resume_finishes(tmp_path, synthetic_
     assert done.returncode == 0, done.stderr
     assert [m["epoch"] for m in read_metrics(run)][-1] == saved + 1
     assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 200  # the saved config is not rewritten
+
+
+def test_sample_grid_rows_show_different_flowers(tiny_config, tmp_path):
+    from lab.train import SAMPLE_CAPTIONS, Trainer
+
+    trainer = Trainer(tiny_config(captions="all"), tmp_path / "samples-run", resume=False, progress=False)
+    rows = trainer.sample_texts
+    images = {int(trainer.dataset.caption_image[trainer.dataset.texts.index(t)]) for t in rows}
+    assert len(rows) == SAMPLE_CAPTIONS and len(images) == SAMPLE_CAPTIONS
+    path = trainer.save_samples()
+    assert Image.open(path).size == (260 + 6 * 64, SAMPLE_CAPTIONS * 64)
