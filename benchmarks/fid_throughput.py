@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from lab.evaluate import resolve_device
+from lab.generate import resolve_device
 from lab.fid import InceptionFeatures, extract_features
 
 

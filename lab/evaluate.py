@@ -28,17 +28,13 @@ from .config import ExperimentConfig, apply
 from .data import FlowersDataset, build_dataset, embed_texts, to_uint8
 from .errors import LabError
 from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid
-from .generate import fixed_noise, load_encoder
+from .generate import fixed_noise, load_encoder, resolve_device
 from .interfaces import TextEncoder
 
 DEFAULT_N = 500
 MATCHER_ENCODER = "minilm"  # one fixed ruler for R-precision, whatever encoder a run uses
 R_CANDIDATES = 100
 EVAL_JSON, EVAL_PNG = "eval.json", "eval.png"
-
-
-def resolve_device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def pick_captions(n_captions: int, n: int, seed: int) -> torch.Tensor:

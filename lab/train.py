@@ -42,7 +42,7 @@ from .checkpoint import (
 from .config import ExperimentConfig
 from .data import FlowersDataset, build_dataset
 from .errors import LabError
-from .generate import fixed_noise, load_encoder
+from .generate import fixed_noise, load_encoder, resolve_device
 from .interfaces import Discriminator, Generator, LossRecipe
 from .plots import caption_grid, save_loss_plot
 from .registry import DISCRIMINATORS, GENERATORS, LOSSES
@@ -110,8 +110,7 @@ class Distributed:
 def setup_distributed(device: str) -> Distributed:
     """Join the process group torchrun describes in the environment (gloo on CPU, nccl on GPUs)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its fastest kernels
     if world == 1:
         return Distributed(device=torch.device(device))
