@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotImplementedError as e:  # an unfinished course exercise plugged in with module:attr
         print(f"lab {args.command}: error: unfinished exercise: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # long commands save what they finished (caches, checkpoints) before this
+        print(f"lab {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -343,10 +343,7 @@ def main(args) -> int:
         config = config_lib.apply(saved, config_lib.parse_overrides(args.overrides))
     else:
         config = config_lib.load(args.config, args.overrides)
-    try:
-        run_dir = train(config, args.resume, progress=not args.quiet)
-    except KeyboardInterrupt:
-        return 130
+    run_dir = train(config, args.resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run saved in {run_dir} (samples in {run_dir / 'samples'}, losses in {run_dir / 'losses.png'})")
     return 0
