@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 
+from .config import ExperimentConfig
 from .errors import LabError
 
 
@@ -26,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lab", description="t2i-lab: text-to-image GAN experiments")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model; extra --key=value pairs override the config")
+    p = sub.add_parser(
+        "train",
+        help="train a model; extra --key=value pairs override the config",
+        epilog="config keys (--key=value), with defaults: " + ", ".join(f"{k}={v!r}" for k, v in ExperimentConfig().to_dict().items()),
+    )
     p.add_argument("--config", help="TOML/YAML/JSON experiment config")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
