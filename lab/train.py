@@ -29,6 +29,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from . import config as config_lib
+from .captions import detect_layout
 from .checkpoint import (
     METRICS,
     check_compatible,
@@ -40,7 +41,7 @@ from .checkpoint import (
     save_run_config,
 )
 from .config import ExperimentConfig
-from .data import FlowersDataset, build_dataset
+from .data import FlowersDataset, build_dataset, ensure_data
 from .errors import LabError
 from .generate import fixed_noise, load_encoder, resolve_device
 from .interfaces import Discriminator, Generator, LossRecipe
@@ -133,6 +134,8 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)  # model initialisation is the same on every rank
+        if self.dist.main:  # a wrong data_dir fails before the encoder loads; rank 0 draws the default set
+            detect_layout(ensure_data(config, self.progress))
         encoder = load_encoder(config, device=str(self.dist.device))
         if self.dist.main:
             self.dataset, captions = build_dataset(config, encoder, self.progress)

@@ -87,3 +87,10 @@ def test_third_party_plugins_load_through_entry_points(monkeypatch, tmp_path):
     assert "third-party" in registry.GENERATORS.list()
     registry.GENERATORS._factories.pop("third-party")
     sys.modules.pop("third_party_gen")
+
+
+def test_train_with_a_missing_data_folder_fails_in_one_line(tmp_path):
+    out = run_lab("train", f"--data_dir={tmp_path}/nope", "--encoder=no-such-encoder")
+    # the data folder is checked first: the bad encoder name is never reached
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"lab train: error: data folder not found: {tmp_path}/nope (run `lab data download flowers` or `lab data synthetic {tmp_path}/nope`)"]
