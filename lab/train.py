@@ -216,10 +216,14 @@ class Trainer:
         load_state_dict(self.discriminator, state["discriminator"], "discriminator checkpoint")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.epoch, self.step, self.sums = state["epoch"], state["step"], state["sums"]
         if state["world"] == self.dist.world:
             self.rng.set_state(state["rng"][self.dist.rank])
             self.rng_snapshot = self.rng.get_state()
-        self.epoch, self.step, self.sums = state["epoch"], state["step"], state["sums"]
+        elif self.step:  # another process count shards the epoch differently: redo it from its start
+            if self.dist.main:
+                print(f"resuming on {self.dist.world} process(es) instead of {state['world']}: epoch {self.epoch + 1} restarts", file=sys.stderr)
+            self.step, self.sums = 0, {}
 
     # --- the loop ------------------------------------------------------
     def batches(self) -> list[list[int]]:

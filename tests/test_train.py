@@ -153,3 +153,25 @@ def test_sample_grid_rows_show_different_flowers(tiny_config, tmp_path):
     assert len(rows) == SAMPLE_CAPTIONS and len(images) == SAMPLE_CAPTIONS
     path = trainer.save_samples()
     assert Image.open(path).size == (260 + 6 * 64, SAMPLE_CAPTIONS * 64)
+
+
+def test_resume_on_another_process_count_restarts_the_interrupted_epoch(tiny_config, tmp_path, monkeypatch, capsys):
+    run, calls, real_step = tmp_path / "world", [0], train_module.train_step
+
+    def ctrl_c_on_second_step(*args):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", ctrl_c_on_second_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(out_dir=str(run), epochs=1), progress=False)
+    state = load_checkpoint(run)
+    assert (state["epoch"], state["step"]) == (0, 1)
+    state["world"], state["rng"] = 2, state["rng"] * 2  # as if saved by a 2-process torchrun job
+    torch.save(state, run / "checkpoint.pt")
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    train(tiny_config(out_dir=str(run), epochs=1), resume=run, progress=False)
+    assert "epoch 1 restarts" in capsys.readouterr().err
+    assert [m["epoch"] for m in read_metrics(run)] == [1]
