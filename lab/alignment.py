@@ -24,11 +24,11 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import atomic_save, to_float
-from .synthetic import CENTRE_COLOURS, PETAL_COLOURS, captions_for
+from .synthetic import BACKGROUND, CENTRE_COLOURS, LEAF, PETAL_COLOURS, captions_for
 
 # Colours that are not petals: the leafy background and the centre colours no petal has.
 # Pixels nearest to one of these cast no vote.
-BACKGROUND_COLOURS = [(40, 90, 40), (30, 110, 35), (20, 60, 20), (60, 130, 60), CENTRE_COLOURS["brown"], CENTRE_COLOURS["black"]]
+BACKGROUND_COLOURS = [BACKGROUND, LEAF, (20, 60, 20), (60, 130, 60), CENTRE_COLOURS["brown"], CENTRE_COLOURS["black"]]
 PETAL_RING = (0.15, 0.32)  # radii, as a fraction of the image side, between the centre disc and the petal tips
 MATCHER_STEPS = 400
 MATCHER_SIZE = 32  # colour, petal count and shape survive at 32px, and it keeps the matcher cheap on a CPU

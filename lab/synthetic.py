@@ -25,6 +25,7 @@ PETAL_COLOURS = {
     "blue": (50, 90, 210),
 }
 CENTRE_COLOURS = {"yellow": (230, 190, 30), "brown": (110, 65, 25), "black": (25, 20, 20), "green": (90, 160, 60)}
+BACKGROUND, LEAF = (40, 90, 40), (30, 110, 35)  # the green behind every flower
 COUNT_WORDS = {4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 SHAPES = ("round", "pointed")
 
@@ -61,11 +62,11 @@ def _petal(cx: float, cy: float, angle: float, length: float, width: float, shap
 def draw_flower(attrs: dict, size: int, rng: random.Random) -> Image.Image:
     """Render one flower with the given attributes (drawn at 2x, then downsampled for smooth edges)."""
     big = size * 2
-    image = Image.new("RGB", (big, big), _jitter((40, 90, 40), rng, 20))
+    image = Image.new("RGB", (big, big), _jitter(BACKGROUND, rng, 20))
     draw = ImageDraw.Draw(image)
     for _ in range(12):  # out-of-focus leaves
         x, y, r = rng.uniform(0, big), rng.uniform(0, big), rng.uniform(big * 0.05, big * 0.2)
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=_jitter((30, 110, 35), rng, 25))
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=_jitter(LEAF, rng, 25))
     image = image.filter(ImageFilter.GaussianBlur(big / 40))
     draw = ImageDraw.Draw(image)
     cx, cy = big / 2 + rng.uniform(-0.06, 0.06) * big, big / 2 + rng.uniform(-0.06, 0.06) * big
