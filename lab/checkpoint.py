@@ -9,7 +9,6 @@ name and renamed, so an interruption never leaves a half-written checkpoint.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import ExperimentConfig, apply
-from .data import atomic_save
+from .data import atomic_save, atomic_write
 from .errors import LabError
 from .interfaces import Generator
 from .registry import GENERATORS
@@ -26,9 +25,7 @@ CONFIG, CHECKPOINT, GENERATOR_WEIGHTS, METRICS = "config.json", "checkpoint.pt",
 
 
 def write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 
 def save_run_config(run_dir: Path, config: ExperimentConfig, text_dim: int) -> None:
@@ -54,9 +51,8 @@ def check_compatible(run_dir: Path, text_dim: int, encoder_dim: int, saved_size:
 
 def save_checkpoint(run_dir: Path, state: dict, generator: torch.nn.Module) -> None:
     atomic_save(state, run_dir / CHECKPOINT)
-    tmp = run_dir / f".{GENERATOR_WEIGHTS}.tmp"
-    save_file({k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}, str(tmp))
-    os.replace(tmp, run_dir / GENERATOR_WEIGHTS)
+    weights = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
+    atomic_write(run_dir / GENERATOR_WEIGHTS, lambda tmp: save_file(weights, str(tmp)))
 
 
 def load_checkpoint(run_dir: Path) -> dict:

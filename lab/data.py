@@ -17,6 +17,7 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -32,12 +33,19 @@ TEST_FRACTION = 0.1
 SPLIT_SEED = 1234
 
 
-def atomic_save(obj: object, path: Path) -> None:
-    """torch.save to a temp file, then rename: an interrupted write never leaves a broken file."""
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call `write(temp_path)`, then rename onto `path`: an interrupted write never leaves a broken file.
+
+    The temp name keeps the suffix, for writers that pick the format from it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    write(tmp)
     os.replace(tmp, path)
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """torch.save, atomically."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def decode_image(path: Path, size: int) -> tuple[torch.Tensor | None, str]:

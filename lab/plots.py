@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .data import to_uint8
+from .data import atomic_write, to_uint8
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
@@ -53,7 +53,5 @@ def save_loss_plot(metrics: list[dict], path: Path) -> None:
         ax.set_yscale("log" if prefix == "g_" else "linear")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90))
     plt.close(fig)
-    tmp.replace(path)
