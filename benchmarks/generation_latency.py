@@ -18,7 +18,7 @@ import torch
 from lab.checkpoint import load_run
 from lab.config import ExperimentConfig
 from lab.generate import fixed_noise, generate_images, load_encoder
-from lab.registry import GENERATORS
+from lab.models import build_generator
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -43,9 +43,7 @@ def main() -> None:
 
     run = load_run(args.run) if args.run else None
     config = run.config if run else ExperimentConfig()
-    generator = run.generator if run else GENERATORS.create(
-        config.generator, text_dim=768, noise_dim=config.noise_dim, text_proj_dim=config.text_proj_dim, width=config.width, image_size=config.image_size
-    ).eval()
+    generator = run.generator if run else build_generator(config, text_dim=768).eval()
     encoder = load_encoder(config) if run else None
     print(f"generator {config.generator} width {config.width}, {config.image_size}px, {torch.get_num_threads()} CPU threads")
     for batch in args.batches:

@@ -25,7 +25,8 @@ from lab.captions import load_captions
 from lab.config import ExperimentConfig
 from lab.generate import load_encoder
 from lab.synthetic import generate
-from lab.train import Trainer, build_parts
+from lab.models import build_parts
+from lab.train import Trainer
 
 
 class TutorialDataset(Dataset):

@@ -19,7 +19,7 @@ from .config import ExperimentConfig, apply
 from .data import atomic_save, atomic_write
 from .errors import LabError
 from .interfaces import Generator
-from .registry import GENERATORS
+from .models import build_generator
 
 CONFIG, CHECKPOINT, GENERATOR_WEIGHTS, METRICS = "config.json", "checkpoint.pt", "generator.safetensors", "metrics.jsonl"
 
@@ -96,8 +96,6 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     weights = run_dir / GENERATOR_WEIGHTS
     if not weights.is_file():
         raise LabError(f"{run_dir} has no trained generator yet ({GENERATOR_WEIGHTS} is written after the first epoch)")
-    generator = GENERATORS.create(
-        config.generator, text_dim=text_dim, noise_dim=config.noise_dim, text_proj_dim=config.text_proj_dim, width=config.width, image_size=config.image_size
-    )
+    generator = build_generator(config, text_dim)
     load_state_dict(generator, load_file(str(weights)), str(weights))
     return Run(run_dir, config, text_dim, generator.to(device).eval(), read_metrics(run_dir))

@@ -44,20 +44,11 @@ from .config import ExperimentConfig
 from .data import FlowersDataset, build_dataset, ensure_data
 from .errors import LabError
 from .generate import fixed_noise, load_encoder, resolve_device
-from .interfaces import Discriminator, Generator, LossRecipe
+from .interfaces import LossRecipe
+from .models import build_parts
 from .plots import caption_grid, save_loss_plot
-from .registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
-
-
-def build_parts(config: ExperimentConfig, text_dim: int) -> tuple[Generator, Discriminator, LossRecipe]:
-    """Generator, discriminator and loss recipe from the registries, all following one image_size."""
-    common = dict(text_dim=text_dim, text_proj_dim=config.text_proj_dim, width=config.width, image_size=config.image_size)
-    generator = GENERATORS.create(config.generator, noise_dim=config.noise_dim, **common)
-    discriminator = DISCRIMINATORS.create(config.discriminator, **common)
-    recipe = LOSSES.create(config.loss, feature_weight=config.feature_weight, l1_weight=config.l1_weight)
-    return generator, discriminator, recipe
 
 
 def train_step(

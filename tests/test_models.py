@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from lab.config import ExperimentConfig
 from lab.errors import LabError
-from lab.train import build_parts
+from lab.models import build_parts
 from plugins.gan_cls import GanClsLoss
 
 

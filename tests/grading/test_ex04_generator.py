@@ -80,7 +80,7 @@ def test_unsupported_size_is_a_lab_error(ex):
 
 @pytest.mark.points(2)
 def test_plugs_into_the_trainer(ex):
-    from lab.train import build_parts
+    from lab.models import build_parts
 
     config = ExperimentConfig(generator=f"{ex.__name__}:Generator", noise_dim=NOISE, text_proj_dim=PROJ, width=WIDTH)
     generator, _, _ = build_parts(config, text_dim=TEXT)

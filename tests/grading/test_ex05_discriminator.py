@@ -94,7 +94,7 @@ def test_wrong_image_size_is_a_lab_error(ex):
 
 @pytest.mark.points(2)
 def test_plugs_into_the_trainer(ex):
-    from lab.train import build_parts
+    from lab.models import build_parts
 
     config = ExperimentConfig(discriminator=f"{ex.__name__}:Discriminator", text_proj_dim=PROJ, width=WIDTH)
     _, discriminator, _ = build_parts(config, text_dim=TEXT)
