@@ -71,9 +71,10 @@ def test_resume_continues_exactly_after_an_epoch_or_a_ctrl_c(tiny_config, tmp_pa
     monkeypatch.setattr(train_module, "train_step", real_step)
     train(tiny_config(out_dir=str(interrupted)), resume=interrupted, progress=False)
     _assert_same(_weights(straight), _weights(interrupted))
-    assert read_metrics(interrupted) == read_metrics(straight) or [m["d_loss"] for m in read_metrics(interrupted)] == pytest.approx(
-        [m["d_loss"] for m in read_metrics(straight)]
-    )
+    def losses(run):  # everything but the timing
+        return [{k: v for k, v in m.items() if k != "images_per_s"} for m in read_metrics(run)]
+
+    assert losses(interrupted) == losses(straight)
 
 
 class NanAfter(GanClsLoss):
