@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from lab.generate import resolve_device
+from lab.device import resolve_device
 from lab.fid import InceptionFeatures, extract_features
 
 

@@ -24,8 +24,8 @@ from torchvision import transforms
 from lab.captions import load_captions
 from lab.config import ExperimentConfig
 from lab.generate import load_encoder
-from lab.synthetic import generate
 from lab.models import build_parts
+from lab.synthetic import generate
 from lab.train import Trainer
 
 

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .data import atomic_save, to_float
+from .files import atomic_save
+from .pixels import to_float
 from .synthetic import BACKGROUND, CENTRE_COLOURS, LEAF, PETAL_COLOURS, captions_for
 
 # Colours that are not petals: the leafy background and the centre colours no petal has.

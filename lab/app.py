@@ -24,7 +24,7 @@ from .errors import LabError
 from .evaluate import EVAL_JSON, summary_rows
 from .generate import generate_images, load_encoder, validate_caption
 from .interfaces import TextEncoder
-from .plots import to_pil
+from .pixels import to_pil
 
 MAX_IMAGES = 8
 MAX_SEED = 2**31 - 1

@@ -16,16 +16,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import ExperimentConfig, apply
-from .data import atomic_save, atomic_write
 from .errors import LabError
+from .files import atomic_save, atomic_write, write_json
 from .interfaces import Generator
 from .models import build_generator
 
 CONFIG, CHECKPOINT, GENERATOR_WEIGHTS, METRICS = "config.json", "checkpoint.pt", "generator.safetensors", "metrics.jsonl"
-
-
-def write_json(obj: dict, path: Path) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 
 def save_run_config(run_dir: Path, config: ExperimentConfig, text_dim: int) -> None:

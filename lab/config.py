@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
+
+import tomllib
 
 from .errors import LabError
 

@@ -17,7 +17,6 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -27,25 +26,12 @@ from tqdm import tqdm
 from .captions import CaptionSet, load_captions
 from .config import ExperimentConfig
 from .errors import LabError
+from .files import atomic_save
 from .interfaces import TextEncoder
+from .pixels import to_float
 
 TEST_FRACTION = 0.1
 SPLIT_SEED = 1234
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call `write(temp_path)`, then rename onto `path`: an interrupted write never leaves a broken file.
-
-    The temp name keeps the suffix, for writers that pick the format from it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def atomic_save(obj: object, path: Path) -> None:
-    """torch.save, atomically."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def decode_image(path: Path, size: int) -> tuple[torch.Tensor | None, str]:
@@ -132,16 +118,6 @@ def split_indices(n: int, split: str) -> list[int]:
     n_test = max(1, round(n * TEST_FRACTION)) if n > 1 else 0
     chosen = order[:n_test] if split == "test" else order[n_test:]
     return sorted(chosen)
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range G's tanh produces."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255], the quantisation a saved PNG gets (real images are uint8 too)."""
-    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
 class FlowersDataset(Dataset):

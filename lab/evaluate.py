@@ -25,11 +25,13 @@ from tqdm import tqdm
 from . import alignment
 from .checkpoint import Run, check_compatible, load_run, write_json
 from .config import ExperimentConfig, apply
-from .data import FlowersDataset, build_dataset, embed_texts, to_uint8
+from .data import FlowersDataset, build_dataset, embed_texts
+from .device import resolve_device
 from .errors import LabError
 from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid
-from .generate import fixed_noise, load_encoder, resolve_device
+from .generate import fixed_noise, load_encoder
 from .interfaces import TextEncoder
+from .pixels import to_uint8
 
 DEFAULT_N = 500
 MATCHER_ENCODER = "minilm"  # one fixed ruler for R-precision, whatever encoder a run uses

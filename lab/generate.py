@@ -19,11 +19,6 @@ from .plots import caption_grid
 from .registry import ENCODERS
 
 
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; anything else is used as given."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
 def load_encoder(config: ExperimentConfig, device: str = "cpu") -> TextEncoder:
     return ENCODERS.create(config.encoder, path=config.encoder_path, device=device)
 

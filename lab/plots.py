@@ -6,13 +6,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .data import atomic_write, to_uint8
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """[-1, 1] float images [N, 3, H, W] -> PIL images."""
-    arr = to_uint8(images.cpu()).permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(a) for a in arr]
+from .files import atomic_write
+from .pixels import to_pil
 
 
 def caption_grid(images: torch.Tensor, captions: list[str], per_caption: int, label_width: int = 260) -> Image.Image:

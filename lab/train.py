@@ -41,9 +41,10 @@ from .checkpoint import (
     save_run_config,
 )
 from .config import ExperimentConfig
-from .data import FlowersDataset, build_dataset, ensure_data
+from .data import build_dataset, ensure_data
+from .device import resolve_device
 from .errors import LabError
-from .generate import fixed_noise, load_encoder, resolve_device
+from .generate import fixed_noise, load_encoder
 from .interfaces import LossRecipe
 from .models import build_parts
 from .plots import caption_grid, save_loss_plot
