@@ -2,7 +2,7 @@
 
 Without --run it times an untrained generator built from the default config
 (the cost of a forward pass does not depend on the weights); with --run it
-times the run's generator and also `generate_images` end to end, which adds
+times the run's generator and also its `Pipeline` end to end, which adds
 encoding the caption with the run's text encoder.
 
     python benchmarks/generation_latency.py [--run RUN_DIR] [--batches 1 8 64] [--repeats 20] [--threads 0]
@@ -15,10 +15,9 @@ import time
 
 import torch
 
-from lab.checkpoint import load_run
 from lab.config import ExperimentConfig
-from lab.generate import fixed_noise, generate_images, load_encoder
 from lab.models import build_generator
+from lab.pipeline import Pipeline, fixed_noise
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -41,19 +40,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    run = load_run(args.run) if args.run else None
-    config = run.config if run else ExperimentConfig()
-    generator = run.generator if run else build_generator(config, text_dim=768).eval()
-    encoder = load_encoder(config) if run else None
-    print(f"generator {config.generator} width {config.width}, {config.image_size}px, {torch.get_num_threads()} CPU threads")
+    pipe = Pipeline.from_run(args.run) if args.run else None
+    config = pipe.run.config if pipe else ExperimentConfig()
+    generator = pipe.generator if pipe else build_generator(config, text_dim=768).eval()
+    print(f"generator {config.generator.to_dict()}, {config.image_size}px, {torch.get_num_threads()} CPU threads")
     for batch in args.batches:
         noise, text = fixed_noise(batch, generator.noise_dim, 0), torch.randn(batch, generator.text_dim)
         with torch.no_grad():
             ms = median_ms(lambda: generator(noise, text), args.repeats)
         line = f"batch {batch:4d}: generator {ms / batch:8.2f} ms/image"
-        if encoder:
-            ms = median_ms(lambda: generate_images(run, encoder, ["a red flower with five round petals"], batch, 0), args.repeats)
-            line += f"   generate_images (one {config.encoder}-encoded caption) {ms / batch:8.2f} ms/image"
+        if pipe:
+            ms = median_ms(lambda: pipe(["a red flower with five round petals"], batch, 0), args.repeats)
+            line += f"   pipeline (one {config.encoder}-encoded caption) {ms / batch:8.2f} ms/image"
         print(line)
 
 

@@ -4,22 +4,26 @@ Each step first improves D, then G, on one batch (dict with "image",
 "wrong_image", "embedding"; see exercise 3) and one noise batch:
 
 1. fake = generator(noise, embedding).
-2. D step: *one* discriminator forward over torch.cat([real, wrong, fake.detach()])
-   with the embedding repeated three times (torch.cat([emb, emb, emb])); split
-   the logits into real / wrong / fake thirds (`.chunk(3)`), keep the real third of the
-   features, detached, for G's feature matching. `recipe.discriminator_loss`,
-   zero D's gradients, backward, `opt_d.step()`. `fake.detach()` stops D's
-   loss from pushing gradients into G.
-3. G step: run the *updated* D on (fake, embedding) only, then
-   `recipe.generator_loss(fake_logits, fake_features, real_features, fake, real)`,
-   zero G's gradients, backward, `opt_g.step()`.
+2. D step: `recipe.discriminator_step(discriminator, real, wrong, fake.detach(), embedding)`
+   returns a `LossOutput`; zero D's gradients, backward its `total`,
+   `opt_d.step()`. `fake.detach()` stops D's loss from pushing gradients into G.
+   The recipe's default step (`lab.interfaces.LossRecipe`) runs D on the real,
+   wrong and fake pairs *separately*. That matters: D has BatchNorm, so each
+   pass is normalised with the statistics of its own batch. One pass over
+   `torch.cat([real, wrong, fake])` would normalise the fakes with a mixed
+   batch's statistics, and D would judge them differently from the G step,
+   where it sees the fakes alone: measured, G then gets almost no signal
+   and learns one blurry flower per caption.
+3. G step: `recipe.generator_step(discriminator, fake, real, embedding)`: the
+   *updated* D judges the fakes (and, for feature matching, the real batch).
+   Add G's own extra losses, if it has any: `sum(getattr(generator,
+   "extra_losses", {}).values())` read right after step 1's forward pass
+   (e.g. the KL term of conditioning augmentation). Zero G's gradients,
+   backward with `inputs=list(generator.parameters())` (D's gradients would be
+   thrown away: skipping them saves work), `opt_g.step()`.
 
-The original tutorial ran D on the real images a second time in the G step;
-reusing the real features from step 2 gives the same numbers for less work.
-So D runs exactly twice per step: on 3N images, then on N.
-
-Return the losses as plain floats: {"d_loss": D total, "g_loss": G total,
-**D terms, **G terms}.
+Return the losses as plain floats: {"d_loss": D total, "g_loss": G total
+(extra losses included), **D terms, **G terms, **extra losses}.
 
 Check your work: `lab grade --only ex07`. Reference: `solutions/ex07_train_step.py`.
 """

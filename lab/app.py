@@ -1,7 +1,7 @@
 """`lab compare`: a Gradio page that puts trained runs side by side.
 
-Every run gets the same caption and the same seeded noise (`generate_images`
-draws it from the seed alone), so differences between columns come from the
+Every run gets the same caption and the same seeded noise (`Pipeline` draws
+it from the seed alone), so differences between columns come from the
 runs (encoder, model, loss recipe, training length), not from luck. Each column
 says what the run is and, when `lab eval` has been run on it, how it scored.
 A second tab shows how each run trained: loss curves and the sample grid of
@@ -19,11 +19,10 @@ import gradio as gr
 from PIL import Image
 
 from .captions import MAX_CAPTION_CHARS
-from .checkpoint import Run, load_run
+from .checkpoint import Run
 from .errors import LabError
 from .evaluate import EVAL_JSON, summary_rows
-from .generate import generate_images, load_encoder, validate_caption
-from .interfaces import TextEncoder
+from .pipeline import Pipeline, validate_caption
 from .pixels import to_pil
 
 MAX_IMAGES = 8
@@ -44,10 +43,16 @@ def run_title(run: Run) -> str:
 def run_label(run: Run) -> str:
     """Markdown for a column head: what the run is, and its `lab eval` scores when there are any."""
     c = run.config
+
+    def part(p) -> str:
+        settings = ", ".join(f"{k} {v}" for k, v in p.options.items())
+        return f"**{p.name}**" + (f" ({settings})" if settings else "")
+
+    extras = [f"augment {c.augment.policy}"] * bool(c.augment.policy) + [f"EMA {c.ema:g}"] * bool(c.ema)
     lines = [
         f"### {run.dir.name}",
-        f"encoder **{c.encoder}** · generator **{c.generator}** (width {c.width}) · discriminator **{c.discriminator}**  ",
-        f"loss **{c.loss}** (feature x{c.feature_weight:g}, L1 x{c.l1_weight:g}) · **{run.epoch}** epoch(s) · {c.image_size}px",
+        f"encoder **{c.encoder}** · generator {part(c.generator)} · discriminator {part(c.discriminator)}  ",
+        f"loss {part(c.loss)} · **{run.epoch}** epoch(s) · {c.image_size}px" + "".join(f" · {e}" for e in extras),
     ]
     eval_path = run.dir / EVAL_JSON
     if eval_path.is_file():
@@ -83,18 +88,13 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
     """The comparison page for `run_dirs`; its generate endpoint is `/generate` (caption, seed, count)."""
     if not run_dirs:
         raise LabError("give at least one run directory")
-    runs = [load_run(d, device) for d in run_dirs]
-    encoders: dict[tuple[str, str], TextEncoder] = {}
-    for run in runs:  # runs with the same encoder share one instance
-        key = (run.config.encoder, run.config.encoder_path)
-        if key not in encoders:
-            encoders[key] = load_encoder(run.config, device)
+    encoders: dict = {}  # runs with the same encoder share one instance
+    pipes = [Pipeline.from_run(d, device, encoders) for d in run_dirs]
+    runs = [pipe.run for pipe in pipes]
 
     def generate(caption: str, seed: float, count: float) -> tuple[list[Image.Image], ...]:
         caption, seed, count = check_request(caption, seed, count)
-        return tuple(
-            to_pil(generate_images(run, encoders[(run.config.encoder, run.config.encoder_path)], [caption], count, seed)) for run in runs
-        )
+        return tuple(to_pil(pipe([caption], count, seed)) for pipe in pipes)
 
     with gr.Blocks(title="t2i-lab: compare runs", analytics_enabled=False) as demo:
         gr.Markdown("# Compare runs\nThe same caption and the same noise (seed) for every run, side by side.")

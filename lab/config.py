@@ -1,19 +1,53 @@
-"""The experiment config: one flat dataclass, a TOML/YAML file, `--key=value` overrides.
+"""The experiment config: one dataclass, a TOML/YAML/JSON file, `--key=value` overrides.
 
 As in nanoGPT, every knob lives in one place and is printed into the run
 directory, so a run can always be reproduced from its `config.json`.
+
+The pluggable parts (`generator`, `discriminator`, `loss`) are tables: a
+registry `name` plus the part's own settings, passed to its factory as
+keyword arguments. A plugin with new settings therefore needs no change here:
+
+    [generator]
+    name = "dfgan"
+    width = 32
+
+On the command line `--generator=dfgan` picks the part and
+`--generator.width=32` sets one of its settings. Everything is checked when
+the config is loaded, before any data is read.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import tomllib
 
 from .errors import LabError
+
+
+@dataclass
+class Part:
+    """A registry name plus the settings its factory takes (e.g. `width`)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+@dataclass
+class Augment:
+    """DiffAugment (Zhao et al. 2020) on every image D sees, real and fake, in both steps."""
+
+    policy: str = ""  # comma-separated: "translation", "cutout", "color"; "" = off
+
+
+PARTS = ("generator", "discriminator", "loss")
 
 
 @dataclass
@@ -25,26 +59,22 @@ class ExperimentConfig:
     max_images: int = 0  # 0 = all; otherwise the first N images (quick experiments)
     synthetic_images: int = 512  # size of the synthetic set generated when data_dir is missing
     cache_dir: str = ".cache/t2i-lab"
-    # parts (registry names or module:attribute)
+    # parts: registry names (or module:attribute) with their own settings
     encoder: str = "mpnet"
     encoder_path: str = ""  # local weights directory or hub name; "" = the plugin's default
-    generator: str = "dcgan"
-    discriminator: str = "dcgan"
-    loss: str = "gan-cls"
-    # model
+    generator: Part = field(default_factory=lambda: Part("dcgan"))
+    discriminator: Part = field(default_factory=lambda: Part("dcgan"))
+    loss: Part = field(default_factory=lambda: Part("gan-cls"))
+    augment: Augment = field(default_factory=Augment)
     image_size: int = 64  # one setting that G, D and the image cache all follow
-    width: int = 64  # feature width of G and D
-    noise_dim: int = 100
-    text_proj_dim: int = 256
-    # loss weights (GAN-CLS recipe)
-    feature_weight: float = 100.0
-    l1_weight: float = 50.0
     # optimisation
     epochs: int = 5
     batch_size: int = 64
-    lr: float = 2e-4
+    lr: float = 2e-4  # G's learning rate, and D's unless lr_d is set
+    lr_d: float = 0.0  # D's learning rate; 0 = same as lr
     beta1: float = 0.5
     beta2: float = 0.999
+    ema: float = 0.0  # decay of an exponential moving average of G's weights (e.g. 0.999); 0 = off
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int = 0  # torch CPU threads, 0 = torch's default
@@ -55,7 +85,34 @@ class ExperimentConfig:
     sample_captions: str = ""  # "|"-separated; "" = the first captions of the data set
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        for name in PARTS:
+            out[name] = getattr(self, name).to_dict()
+        return out
+
+    @property
+    def lr_discriminator(self) -> float:
+        return self.lr_d or self.lr
+
+
+# Ranges checked at load time: (test, what the value must be).
+RANGES: dict[str, tuple[Any, str]] = {
+    "captions": (lambda v: v in ("first", "all"), "'first' or 'all'"),
+    "split": (lambda v: v in ("train", "test", "all"), "'train', 'test' or 'all'"),
+    "max_images": (lambda v: v == 0 or v >= 2, "0 (all) or at least 2"),
+    "synthetic_images": (lambda v: v >= 2, "at least 2"),
+    "image_size": (lambda v: v >= 16 and v & (v - 1) == 0, "a power of two, at least 16"),
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 2, "at least 2 (batch norm needs two images)"),
+    "lr": (lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    "lr_d": (lambda v: math.isfinite(v) and v >= 0, "0 (same as lr) or a positive number"),
+    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "ema": (lambda v: 0 <= v < 1, "in [0, 1): 0 = off, e.g. 0.999"),
+    "seed": (lambda v: 0 <= v < 2**63, "a whole number from 0 to 2**63-1"),
+    "threads": (lambda v: v >= 0, "0 (torch's default) or more"),
+    "sample_every": (lambda v: v >= 1, "at least 1"),
+}
 
 
 def _coerce(name: str, raw: Any, kind: type) -> Any:
@@ -71,18 +128,76 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
             raise ValueError(text)
         if kind is int and isinstance(raw, float) and raw.is_integer():
             return int(raw)
+        if kind in (int, float) and isinstance(raw, bool):
+            raise ValueError(text)
         return kind(text)
-    except ValueError:
-        raise LabError(f"config key '{name}' expects {kind.__name__}, got {raw!r}") from None
+    except (ValueError, OverflowError):
+        raise LabError(f"config key '{name}' expects {kind.__name__}, got {text[:80]!r}") from None
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value for a part setting: a TOML literal when it is one ("32", "true", "0.5"), else the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _part(name: str, value: Any, current: Part) -> Part:
+    """A part from a table ({"name": ..., settings}), a bare name, or `{"setting": v}` merged into `current`."""
+    if isinstance(value, Part):
+        return value
+    if isinstance(value, str):
+        if not value.strip():
+            raise LabError(f"config key '{name}' needs a registry name or module:attribute")
+        return Part(value, {} if value != current.name else dict(current.options))
+    if not isinstance(value, dict):
+        raise LabError(f"config key '{name}' expects a name or a table, got {str(value)[:80]!r}")
+    options = dict(value)
+    part_name = options.pop("name", current.name)
+    if not isinstance(part_name, str):
+        raise LabError(f"config key '{name}.name' expects a registry name, got {part_name!r}")
+    base = current.options if part_name == current.name else {}
+    return Part(part_name, {**base, **options})
 
 
 def apply(config: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
-    """Return a copy of `config` with `values` set, checking names and types."""
+    """Return a copy of `config` with `values` set, checking names, types and ranges.
+
+    Dotted keys set one setting of a table: `{"generator.width": 32}`."""
+    if not isinstance(values, dict):
+        raise LabError(f"a config must be a table of key = value, got {type(values).__name__}")
     hints = get_type_hints(ExperimentConfig)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        raise LabError(f"unknown config key(s): {', '.join(unknown)}; see `lab train --help`")
-    return dataclasses.replace(config, **{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        head, _, setting = str(key).partition(".")
+        if head not in hints:
+            raise LabError(f"unknown config key '{key}'; see `lab train --help`")
+        current = changes.get(head, getattr(config, head))
+        if head in PARTS:
+            changes[head] = _part(head, {setting: value} if setting else value, current)
+        elif head == "augment":
+            table = {setting: value} if setting else value
+            if not isinstance(table, dict):
+                raise LabError(f"config key 'augment' expects a table like {{policy = \"translation,cutout\"}}, got {str(value)[:80]!r}")
+            fields = get_type_hints(Augment)
+            for k, v in table.items():
+                if k not in fields:
+                    raise LabError(f"unknown config key 'augment.{k}'; known: {', '.join(fields)}")
+                current = dataclasses.replace(current, **{k: _coerce(f"augment.{k}", v, fields[k])})
+            changes[head] = current
+        elif setting:
+            raise LabError(f"config key '{head}' has no settings ('{key}')")
+        else:
+            changes[head] = _coerce(head, value, hints[head])
+    for key, value in changes.items():
+        if key in RANGES and not RANGES[key][0](value):
+            raise LabError(f"config key '{key}' must be {RANGES[key][1]}, got {value!r}")
+    if "augment" in changes:
+        from .augment import check_policy
+
+        check_policy(changes["augment"].policy)
+    return dataclasses.replace(config, **changes)
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -104,14 +219,15 @@ def read_file(path: str | Path) -> dict[str, Any]:
     raise LabError(f"config file must be .toml, .yaml or .json: {path}")
 
 
-def parse_overrides(args: list[str]) -> dict[str, str]:
-    """`["--epochs=3", "--encoder=minilm"]` -> `{"epochs": "3", "encoder": "minilm"}`."""
-    out = {}
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """`["--epochs=3", "--generator.width=32"]` -> `{"epochs": "3", "generator.width": 32}`."""
+    out: dict[str, Any] = {}
     for arg in args:
         if not arg.startswith("--") or "=" not in arg:
             raise LabError(f"expected --key=value, got '{arg}'")
         key, value = arg[2:].split("=", 1)
-        out[key.replace("-", "_")] = value
+        key = key.replace("-", "_")
+        out[key] = parse_value(value) if "." in key else value
     return out
 
 

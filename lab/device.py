@@ -1,9 +1,25 @@
-"""Which torch device a command runs on."""
+"""Which torch device a command runs on: checked up front, so a typo is one line, not a CUDA traceback."""
 from __future__ import annotations
 
 import torch
 
+from .errors import LabError
+
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; anything else is used as given."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cpu", "cuda" and "cuda:N" are checked against this machine."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise LabError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cpu":
+        return device
+    if parsed.type != "cuda":
+        raise LabError(f"device '{device}' is not supported; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise LabError(f"device '{device}' asked for, but no CUDA GPU is visible; use --device cpu (or auto)")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise LabError(f"device '{device}' does not exist: {torch.cuda.device_count()} GPU(s) visible")
+    return device

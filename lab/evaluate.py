@@ -23,15 +23,15 @@ import torch
 from tqdm import tqdm
 
 from . import alignment
-from .checkpoint import Run, check_compatible, load_run, write_json
 from .config import ExperimentConfig, apply
 from .data import FlowersDataset, build_dataset, embed_texts
 from .device import resolve_device
 from .errors import LabError
 from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid
-from .generate import fixed_noise, load_encoder
+from .files import write_json
 from .interfaces import TextEncoder
-from .pixels import to_uint8
+from .models import load_encoder
+from .pipeline import Pipeline
 
 DEFAULT_N = 500
 MATCHER_ENCODER = "minilm"  # one fixed ruler for R-precision, whatever encoder a run uses
@@ -43,17 +43,6 @@ def pick_captions(n_captions: int, n: int, seed: int) -> torch.Tensor:
     """`n` caption indices: a seeded shuffle of all captions, repeated when `n` exceeds them."""
     order = torch.randperm(n_captions, generator=torch.Generator().manual_seed(seed))
     return order.repeat(math.ceil(n / n_captions))[:n]
-
-
-@torch.no_grad()
-def generate_uint8(run: Run, embeddings: torch.Tensor, seed: int, batch_size: int, progress: bool = True) -> torch.Tensor:
-    """One uint8 image per embedding, each with its own noise (unlike `generate_images`, whose captions share noise)."""
-    device = next(run.generator.parameters()).device
-    noise = fixed_noise(len(embeddings), run.generator.noise_dim, seed)
-    chunks = []
-    for i in tqdm(range(0, len(embeddings), batch_size), desc="generating", disable=not progress, unit="batch"):
-        chunks.append(to_uint8(run.generator(noise[i : i + batch_size].to(device), embeddings[i : i + batch_size].to(device))).cpu())
-    return torch.cat(chunks)
 
 
 def inception_score(images: torch.Tensor, device: str, batch_size: int, progress: bool = True) -> dict:
@@ -123,15 +112,14 @@ def evaluate(
     if n < 2:
         raise LabError(f"--n must be at least 2 (FID needs two images), got {n}")
     device = resolve_device(device)
-    run = load_run(run_dir, device)
+    pipe = Pipeline.from_run(run_dir, device, batch_size=batch_size)
+    run = pipe.run
     config = apply(run.config, {"split": split, "captions": "all"})
-    encoder = load_encoder(config, device)
-    check_compatible(run.dir, run.text_dim, encoder.dim, run.config.image_size, run.generator.image_size)
-    dataset, _ = build_dataset(config, encoder, progress)
+    dataset, _ = build_dataset(config, pipe.encoder, progress)
     if len(dataset.images) < 2:
         raise LabError(f"the {split} split has {len(dataset.images)} image(s); FID needs at least 2")
     idx = pick_captions(len(dataset.texts), n, seed)
-    fake = generate_uint8(run, dataset.embeddings[idx], seed, batch_size, progress)
+    fake = pipe.one_each(dataset.embeddings[idx], seed, progress)
 
     extractor = InceptionFeatures().to(device)
     real_features = cached_features(extractor, dataset.images, split, Path(config.cache_dir), batch_size, progress)

@@ -1,59 +1,85 @@
 """`lab generate`: images for new captions from a trained run.
 
-Noise comes from a seeded generator, so the same seed gives every run the same
-noise: that is what makes side-by-side comparisons fair.
+Two outputs: one captioned grid PNG (for people), or with `--out-dir` one PNG
+per image plus `index.json` (caption, seed, noise index, file) for scripts
+that score images. Captions can also come from a file, one per line; they are
+generated in batches with a progress bar, so thousands of captions fit in memory.
 """
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-import torch
+from tqdm import tqdm
 
-from .captions import MAX_CAPTION_CHARS
-from .checkpoint import Run, check_compatible, load_run
-from .config import ExperimentConfig
+from .device import resolve_device
 from .errors import LabError
-from .interfaces import TextEncoder
+from .files import atomic_write, write_json
+from .pipeline import MAX_SEED, Pipeline, validate_caption
+from .pixels import to_pil
 from .plots import caption_grid
-from .registry import ENCODERS
+
+MAX_GRID_CAPTIONS = 64  # a grid taller than this is unreadable; use --out-dir
+CHUNK_CAPTIONS = 256  # captions encoded and generated at a time with --out-dir
 
 
-def load_encoder(config: ExperimentConfig, device: str = "cpu") -> TextEncoder:
-    return ENCODERS.create(config.encoder, path=config.encoder_path, device=device)
+def read_captions(args) -> list[str]:
+    captions = list(args.caption)
+    if args.captions_file:
+        path = Path(args.captions_file)
+        if not path.is_file():
+            raise LabError(f"captions file not found: {path}")
+        try:
+            captions += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise LabError(f"{path} is not UTF-8 text") from None
+    if not captions:
+        raise LabError("give at least one caption (or --captions-file FILE)")
+    return [validate_caption(c) for c in captions]
 
 
-def fixed_noise(n: int, noise_dim: int, seed: int) -> torch.Tensor:
-    return torch.randn(n, noise_dim, generator=torch.Generator().manual_seed(seed))
-
-
-def validate_caption(caption: str) -> str:
-    caption = " ".join(caption.split())
-    if not caption:
-        raise LabError("caption is empty")
-    if len(caption) > MAX_CAPTION_CHARS:
-        raise LabError(f"caption is {len(caption)} characters; the limit is {MAX_CAPTION_CHARS}")
-    return caption
-
-
-@torch.no_grad()
-def generate_images(run: Run, encoder: TextEncoder, captions: list[str], n: int, seed: int = 0) -> torch.Tensor:
-    """[len(captions) * n, 3, H, W] in [-1, 1]; caption i owns rows i*n .. i*n+n-1, all captions share the n noises."""
-    check_compatible(run.dir, run.text_dim, encoder.dim, run.config.image_size, run.generator.image_size)
-    captions = [validate_caption(c) for c in captions]
-    device = next(run.generator.parameters()).device
-    embeddings = encoder.encode(captions).to(device).repeat_interleave(n, dim=0)
-    noise = fixed_noise(n, run.generator.noise_dim, seed).repeat(len(captions), 1).to(device)
-    return run.generator(noise, embeddings).cpu()
+def write_images(pipe: Pipeline, captions: list[str], n: int, seed: int, out_dir: Path, force: bool) -> Path:
+    """One PNG per image and `index.json`; refuses a folder that already holds an index unless `force`."""
+    index_path = out_dir / "index.json"
+    if index_path.exists() and not force:
+        raise LabError(f"{out_dir} already holds generated images ({index_path}); use --force to overwrite or pick another --out-dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    bar = tqdm(total=len(captions) * n, desc="generating", unit="img", disable=len(captions) * n < 64)
+    for start in range(0, len(captions), CHUNK_CAPTIONS):
+        chunk = captions[start : start + CHUNK_CAPTIONS]
+        for k, image in enumerate(to_pil(pipe(chunk, n, seed))):
+            i, noise_index = start + k // n, k % n
+            name = f"{i:05d}_{noise_index:02d}.png"
+            atomic_write(out_dir / name, image.save)
+            entries.append({"file": name, "caption": captions[i], "caption_index": i, "seed": seed, "noise_index": noise_index})
+            bar.update(1)
+    bar.close()
+    write_json({"run": str(pipe.run.dir) if pipe.run else "", "images": entries}, index_path)
+    return index_path
 
 
 def main(args) -> None:
     if not 1 <= args.n <= 64:
         raise LabError(f"--n must be between 1 and 64, got {args.n}")
-    run = load_run(args.run)
-    images = generate_images(run, load_encoder(run.config), args.caption, args.n, args.seed)
-    slug = re.sub(r"[^a-z0-9]+", "-", args.caption[0].lower()).strip("-")[:60] or "caption"
-    out = Path(args.out) if args.out else run.dir / "generated" / f"{slug}-seed{args.seed}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    caption_grid(images, [validate_caption(c) for c in args.caption], args.n).save(out)
-    print(out)
+    if not 0 <= args.seed <= MAX_SEED:
+        raise LabError(f"--seed must be a whole number from 0 to 2**63-1, got {args.seed}")
+    if args.out and args.out_dir:
+        raise LabError("give --out (one grid PNG) or --out-dir (one PNG per image), not both")
+    if args.out and Path(args.out).suffix.lower() != ".png":
+        raise LabError(f"--out must name a .png file, got {args.out}")
+    captions = read_captions(args)
+    pipe = Pipeline.from_run(args.run, resolve_device(args.device))
+    if args.out_dir:
+        print(write_images(pipe, captions, args.n, args.seed, Path(args.out_dir), args.force))
+        return
+    if len(captions) > MAX_GRID_CAPTIONS:
+        raise LabError(f"{len(captions)} captions make an unreadable grid (limit {MAX_GRID_CAPTIONS}); use --out-dir DIR for one PNG per image")
+    slug = re.sub(r"[^a-z0-9]+", "-", captions[0].lower()).strip("-")[:60] or "caption"
+    out = Path(args.out) if args.out else pipe.run.dir / "generated" / f"{slug}-seed{args.seed}.png"
+    if out.exists() and not args.force:
+        raise LabError(f"{out} exists; use --force to overwrite or pick another --out")
+    grid = caption_grid(pipe(captions, args.n, args.seed), captions, args.n)
+    atomic_write(out, grid.save)
+    print(out, file=sys.stdout)

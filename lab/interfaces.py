@@ -31,11 +31,17 @@ class TextEncoder(abc.ABC):
 
 
 class Generator(nn.Module, abc.ABC):
-    """Maps (noise [N, noise_dim], text embedding [N, text_dim]) to images in [-1, 1]."""
+    """Maps (noise [N, noise_dim], text embedding [N, text_dim]) to images in [-1, 1].
+
+    A generator with a loss of its own (e.g. the KL term of conditioning
+    augmentation) puts it in `extra_losses` during a training forward pass;
+    the trainer adds it to G's loss and logs it under its key.
+    """
 
     noise_dim: int
     text_dim: int
     image_size: int
+    extra_losses: dict[str, torch.Tensor]
 
     @abc.abstractmethod
     def forward(self, noise: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor: ...
@@ -61,7 +67,36 @@ class LossOutput:
 
 
 class LossRecipe(abc.ABC):
-    """How discriminator and generator losses are built from D's outputs."""
+    """How the discriminator and generator losses are built.
+
+    A recipe gets D itself, so it decides which pairs D judges and may take
+    gradients through D (gradient penalties). The default steps run D on each
+    group alone (real pairs, wrong pairs, fakes): with BatchNorm in D, every
+    group is normalised with its own batch statistics, exactly as the G step
+    later sees the fakes. One pass over the concatenated groups would be a
+    different, measured-worse algorithm. A recipe that only needs D's outputs
+    implements the two `*_loss` methods and inherits the steps.
+    """
+
+    def discriminator_step(
+        self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor
+    ) -> LossOutput:
+        """D's loss for one batch; `fake` is already detached from G."""
+        real_logits, _ = discriminator(real, embedding)
+        wrong_logits, _ = discriminator(wrong, embedding)
+        fake_logits, _ = discriminator(fake, embedding)
+        return self.discriminator_loss(real_logits, wrong_logits, fake_logits)
+
+    def generator_step(self, discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
+        """G's loss for one batch, judged by the D that the D step just updated.
+
+        The real features for feature matching come from that same D (run on
+        the real batch alone, without gradients), so both sides of the match
+        are measured by one network."""
+        fake_logits, fake_features = discriminator(fake, embedding)
+        with torch.no_grad():
+            _, real_features = discriminator(real, embedding)
+        return self.generator_loss(fake_logits, fake_features, real_features, fake, real)
 
     @abc.abstractmethod
     def discriminator_loss(

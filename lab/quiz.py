@@ -44,27 +44,25 @@ class Question:
 
 
 def head_channels(config: ExperimentConfig | None = None) -> tuple[int, int, int]:
-    """(image, text, total) input channels of D's final conv, read from a real DCGANDiscriminator."""
+    """(image, text, total) input channels of D's final conv, read from the discriminator the config builds."""
     from torch import nn
 
-    from plugins.dcgan import DCGANDiscriminator
+    from .models import build_discriminator
 
-    config = config or ExperimentConfig()
-    d = DCGANDiscriminator(text_proj_dim=config.text_proj_dim, width=config.width, image_size=config.image_size)
+    d = build_discriminator(config or ExperimentConfig(), text_dim=768)
     image = [m for m in d.image_net.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
     return image, d.head.in_channels - image, d.head.in_channels
 
 
 def _head_note(lang: str) -> str:
-    config = ExperimentConfig()
-    image, text, total = head_channels(config)
+    image, text, total = head_channels()
     if lang == "vi":
         return (
-            f"Trong lab này (mặc định width={config.width}, text_proj_dim={config.text_proj_dim}) lớp đó có "
+            f"Trong lab này (discriminator mặc định: width={image // 8}, text_proj_dim={text}) lớp đó có "
             f"{image} kênh ảnh + {text} kênh văn bản = {total} kênh đầu vào (DCGANDiscriminator(...).head.in_channels)."
         )
     return (
-        f"In this lab (defaults width={config.width}, text_proj_dim={config.text_proj_dim}) that layer has "
+        f"In this lab (default discriminator: width={image // 8}, text_proj_dim={text}) that layer has "
         f"{image} image + {text} text = {total} input channels (DCGANDiscriminator(...).head.in_channels)."
     )
 

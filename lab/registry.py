@@ -1,9 +1,11 @@
 """timm-style registries: name -> factory, one registry per kind of part.
 
-Plugins register on import (`@GENERATORS.register("dcgan")`). Third-party
-packages expose modules under the `t2i_lab.plugins` entry-point group and are
-imported by `load_plugins()`. Any registry also accepts `module:attribute`,
-so a student's own class can be plugged in without registering it.
+Plugins register on import (`@GENERATORS.register("dcgan")`). Every plugin
+package, the lab's own `plugins` included, is found the same way: through
+the `t2i_lab.plugins` entry-point group (see pyproject.toml), imported by
+`load_plugins()`. So this module imports no plugin by name and is a leaf:
+plugins import it, never the other way round. Any registry also accepts
+`module:attribute`, so a student's own class plugs in without registering.
 """
 from __future__ import annotations
 
@@ -53,8 +55,8 @@ def _import_spec(spec: str, kind: str) -> Callable[..., Any]:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise LabError(f"cannot import {kind} '{spec}': {e}") from e
+    except (ImportError, SyntaxError) as e:
+        raise LabError(f"cannot import {kind} '{spec}': {e}") from None
     if not hasattr(module, attr):
         raise LabError(f"module '{module_name}' has no {kind} '{attr}'")
     return getattr(module, attr)
@@ -70,13 +72,15 @@ _loaded = False
 
 
 def load_plugins() -> None:
-    """Import the built-in plugins and every installed `t2i_lab.plugins` entry point, once."""
+    """Import every installed `t2i_lab.plugins` entry point (the built-in `plugins` package is one), once."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    importlib.import_module("plugins")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    found = entry_points(group=ENTRY_POINT_GROUP)
+    if not found:
+        raise LabError(f"no plugins found in the '{ENTRY_POINT_GROUP}' entry-point group; install the lab with `pip install -e .`")
+    for ep in found:
         ep.load()
 
 

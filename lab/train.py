@@ -1,16 +1,19 @@
-"""`lab train`: the GAN-CLS training loop, single process or DDP under `torchrun`.
+"""`lab train`: the training loop, single process or data-parallel under `torchrun`.
 
 Readable first: one `train_step` does a discriminator step then a generator
-step. Against the original tutorial it fixes three bugs: wrong images really
-are fed to D, G and D share one `image_size`, and D sees the real batch once
-per step (its features are reused for G's feature-matching term).
+step, and the loss recipe decides which pairs D judges. Against the original
+tutorial the lab fixes: wrong images really are fed to D, G and D share one
+`image_size`, and the feature-matching target comes from the same D the G
+step is judged by.
 
 State that matters for an exact resume is all in the checkpoint: weights,
-optimisers, the RNG that draws noise and wrong images, and the position
-inside the epoch. Ctrl-C saves it; `--resume RUN_DIR` carries on.
+optimisers, the EMA copy of G, the RNGs that draw noise, wrong images and
+augmentations, and the position inside the epoch. Ctrl-C saves it;
+`--resume RUN_DIR` carries on.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -24,18 +27,17 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from . import config as config_lib
+from .augment import AugmentedDiscriminator
 from .captions import detect_layout
 from .checkpoint import (
     METRICS,
     check_compatible,
     load_checkpoint,
     load_state_dict,
-    read_metrics,
     read_run_config,
     save_checkpoint,
     save_run_config,
@@ -44,9 +46,10 @@ from .config import ExperimentConfig
 from .data import build_dataset, ensure_data
 from .device import resolve_device
 from .errors import LabError
-from .generate import fixed_noise, load_encoder
+from .files import atomic_write
 from .interfaces import LossRecipe
-from .models import build_parts
+from .models import build_parts, load_encoder
+from .pipeline import Pipeline
 from .plots import caption_grid, save_loss_plot
 
 SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
@@ -61,30 +64,30 @@ def train_step(
     batch: dict,
     noise: torch.Tensor,
 ) -> dict[str, float]:
-    """One D update then one G update; returns the loss terms as floats."""
+    """One D update then one G update; returns the loss terms as floats.
+
+    The recipe runs D: by default on real, wrong and fake pairs *separately*,
+    so with BatchNorm each group is normalised by its own statistics, the
+    same way the G step sees the fakes. G's own extra losses (e.g. the KL
+    term of conditioning augmentation) are added to its loss.
+    """
     real, wrong, emb = batch["image"], batch["wrong_image"], batch["embedding"]
     fake = generator(noise, emb)
+    extra = dict(getattr(generator, "extra_losses", {}))  # taken now: they belong to this forward pass
 
-    # D: real pair -> 1, wrong pair -> 0, fake -> 0, in one forward pass over all three.
-    logits, features = discriminator(torch.cat([real, wrong, fake.detach()]), torch.cat([emb, emb, emb]))
-    real_logits, wrong_logits, fake_logits = logits.chunk(3)
-    real_features = features.chunk(3)[0].detach()
-    d_out = recipe.discriminator_loss(real_logits, wrong_logits, fake_logits)
+    d_out = recipe.discriminator_step(discriminator, real, wrong, fake.detach(), emb)
     opt_d.zero_grad(set_to_none=True)
     d_out.total.backward()
     opt_d.step()
 
-    # G: fool the updated D, match real features, stay close to the real image. Gradients are
-    # computed for G's weights only (`inputs=`): D's weight gradients would be thrown away, and
-    # skipping them saves about a third of this backward pass. D is used unwrapped from DDP here,
-    # since no D gradients are produced that DDP would wait to synchronise.
-    plain_discriminator = discriminator.module if isinstance(discriminator, DistributedDataParallel) else discriminator
-    fake_logits, fake_features = plain_discriminator(fake, emb)
-    g_out = recipe.generator_loss(fake_logits, fake_features, real_features, fake, real)
+    # G: judged by the updated D. Gradients are computed for G's weights only (`inputs=`): D's
+    # would be thrown away, and skipping them saves about a third of this backward pass.
+    g_out = recipe.generator_step(discriminator, fake, real, emb)
+    g_total = g_out.total + sum(extra.values())
     opt_g.zero_grad(set_to_none=True)
-    g_out.total.backward(inputs=[p for p in generator.parameters() if p.requires_grad])
+    g_total.backward(inputs=[p for p in generator.parameters() if p.requires_grad])
     opt_g.step()
-    return {"d_loss": d_out.total.item(), "g_loss": g_out.total.item(), **d_out.terms, **g_out.terms}
+    return {"d_loss": d_out.total.item(), "g_loss": g_total.item(), **d_out.terms, **g_out.terms, **{k: v.item() for k, v in extra.items()}}
 
 
 @dataclass
@@ -116,6 +119,24 @@ def setup_distributed(device: str) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local_rank}" if on_gpu else "cpu"))
 
 
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Mean of every gradient over the ranks (what DDP does), so all ranks take the same optimiser step.
+
+    Done as an optimiser pre-step hook instead of wrapping the models in DDP,
+    so `train_step` and the loss recipes see plain modules, and the G step can
+    run D without DDP waiting for D gradients that are never produced."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 class Trainer:
     """Owns models, optimisers, data and the run directory for one training run."""
 
@@ -128,41 +149,45 @@ class Trainer:
         torch.manual_seed(config.seed)  # model initialisation is the same on every rank
         if self.dist.main:  # a wrong data_dir fails before the encoder loads; rank 0 draws the default set
             detect_layout(ensure_data(config, self.progress))
-        encoder = load_encoder(config, device=str(self.dist.device))
+        self.encoder = load_encoder(config, device=str(self.dist.device))
+        # Models before data: a setting the parts reject fails before any image is decoded.
+        self.generator, self.discriminator, self.recipe = build_parts(config, self.encoder.dim)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.generator.to(self.dist.device, memory_format=self.memory_format)
+        self.discriminator.to(self.dist.device, memory_format=self.memory_format)
+        self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False) if config.ema else None
+        self.judge = self.discriminator  # what the loss recipe calls: D, behind DiffAugment when it is on
+        if config.augment.policy:
+            self.judge = AugmentedDiscriminator(self.discriminator, config.augment.policy, seed=config.seed * 1000 + self.dist.rank + 1)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator, betas=betas)
+        if self.dist.world > 1:
+            for opt, module in ((self.opt_g, self.generator), (self.opt_d, self.discriminator)):
+                params = list(module.parameters())
+                opt.register_step_pre_hook(lambda *_, params=params: average_gradients(params))
+
         if self.dist.main:
-            self.dataset, captions = build_dataset(config, encoder, self.progress)
+            self.dataset, captions = build_dataset(config, self.encoder, self.progress)
             if captions.skipped:
                 print("data: " + ", ".join(f"{n} {why}" for why, n in captions.skipped.items()), file=sys.stderr)
         self._barrier()  # rank 0 filled the caches; the others read them
         if not self.dist.main:
-            self.dataset, _ = build_dataset(config, encoder, progress=False)
+            self.dataset, _ = build_dataset(config, self.encoder, progress=False)
         if len(self.dataset.images) < 2:
             raise LabError("training needs at least 2 images")
         self.dataset.to(self.dist.device)
-        self.generator, self.discriminator, self.recipe = build_parts(config, encoder.dim)
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.generator.to(self.dist.device, memory_format=self.memory_format)
-        self.discriminator.to(self.dist.device, memory_format=self.memory_format)
-        self.g, self.d = self.generator, self.discriminator
-        if self.dist.world > 1:
-            self.g, self.d = DistributedDataParallel(self.generator), DistributedDataParallel(self.discriminator)
-        betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
         self.rng = torch.Generator().manual_seed(config.seed * 1000 + self.dist.rank)
         self.dataset.generator = self.rng
-        self.rng_snapshot = self.rng.get_state()  # the RNG as it was after the last completed step
+        self.rng_snapshot = self._rng_states()  # the RNGs as they were after the last completed step
         self.stop_requested = False
-        self.epoch, self.step, self.sums = 0, 0, {}
+        self.epoch, self.step, self.sums, self.history = 0, 0, {}, []
         self.sample_texts = self._sample_captions()
-        self.sample_embeddings = encoder.encode(self.sample_texts)
-        self.sample_noise = fixed_noise(SAMPLES_PER_CAPTION, config.noise_dim, config.seed)
         if resume:
-            self._restore(encoder.dim)
+            self._restore(self.encoder.dim)
         elif self.dist.main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            save_run_config(run_dir, config, encoder.dim)
-            (run_dir / METRICS).write_text("")
+            save_run_config(run_dir, config, self.encoder.dim)
 
     def _barrier(self) -> None:
         if self.dist.world > 1:
@@ -176,7 +201,31 @@ class Trainer:
             first_of_each_image.setdefault(image, text)
         return list(dict.fromkeys(first_of_each_image.values()))[:SAMPLE_CAPTIONS]
 
+    @property
+    def inference_generator(self) -> torch.nn.Module:
+        """The weights samples, `generator.safetensors` and everything downstream use: the EMA copy when kept."""
+        return self.ema if self.ema is not None else self.generator
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = self.config.ema
+        for averaged, live in zip(self.ema.parameters(), self.generator.parameters()):
+            averaged.lerp_(live, 1 - decay)
+        for averaged, live in zip(self.ema.buffers(), self.generator.buffers()):
+            averaged.copy_(live)
+
     # --- checkpointing -------------------------------------------------
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        states = {"data": self.rng.get_state()}
+        if isinstance(self.judge, AugmentedDiscriminator):
+            states["augment"] = self.judge.generator.get_state()
+        return states
+
+    def _set_rng_states(self, states: dict[str, torch.Tensor]) -> None:
+        self.rng.set_state(states["data"])
+        if isinstance(self.judge, AugmentedDiscriminator):
+            self.judge.generator.set_state(states["augment"])
+
     def _state(self) -> dict:
         rng_states = [self.rng_snapshot]
         if self.dist.world > 1:
@@ -185,12 +234,14 @@ class Trainer:
         return {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": rng_states,
             "epoch": self.epoch,
             "step": self.step,
             "sums": dict(self.sums),
+            "history": list(self.history),
             "world": self.dist.world,
             "image_size": self.config.image_size,
         }
@@ -198,7 +249,7 @@ class Trainer:
     def save(self) -> None:
         state = self._state()  # collective under DDP: every rank takes part
         if self.dist.main:
-            save_checkpoint(self.run_dir, state, self.generator)
+            save_checkpoint(self.run_dir, state, self.inference_generator)
 
     def _restore(self, text_dim: int) -> None:
         state = load_checkpoint(self.run_dir)
@@ -206,12 +257,19 @@ class Trainer:
         check_compatible(self.run_dir, saved_dim, text_dim, state["image_size"], self.config.image_size)
         load_state_dict(self.generator, state["generator"], "generator checkpoint")
         load_state_dict(self.discriminator, state["discriminator"], "discriminator checkpoint")
+        if self.ema is not None:
+            load_state_dict(self.ema, state["ema"] or state["generator"], "EMA generator checkpoint")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.epoch, self.step, self.sums = state["epoch"], state["step"], state["sums"]
+        for opt, lr in ((self.opt_g, self.config.lr), (self.opt_d, self.config.lr_discriminator)):
+            for group in opt.param_groups:  # a --lr given on resume applies from here on
+                group["lr"] = lr
+        self.epoch, self.step, self.sums, self.history = state["epoch"], state["step"], state["sums"], state["history"]
+        if self.dist.main:
+            self.write_metrics()
         if state["world"] == self.dist.world:
-            self.rng.set_state(state["rng"][self.dist.rank])
-            self.rng_snapshot = self.rng.get_state()
+            self._set_rng_states(state["rng"][self.dist.rank])
+            self.rng_snapshot = self._rng_states()
         elif self.step:  # another process count shards the epoch differently: redo it from its start
             if self.dist.main:
                 print(f"resuming on {self.dist.world} process(es) instead of {state['world']}: epoch {self.epoch + 1} restarts", file=sys.stderr)
@@ -237,8 +295,11 @@ class Trainer:
     def train_batch(self, indices: list[int]) -> dict[str, float]:
         """Fetch one batch (with its wrong images and noise from the run's RNG) and train on it."""
         batch = self._to_device(self.dataset.__getitems__(indices))
-        noise = torch.randn(len(indices), self.config.noise_dim, generator=self.rng).to(self.dist.device)
-        return train_step(self.g, self.d, self.recipe, self.opt_g, self.opt_d, batch, noise)
+        noise = torch.randn(len(indices), self.generator.noise_dim, generator=self.rng).to(self.dist.device)
+        terms = train_step(self.generator, self.judge, self.recipe, self.opt_g, self.opt_d, batch, noise)
+        if self.ema is not None:
+            self.update_ema()
+        return terms
 
     def run(self) -> None:
         while self.epoch < self.config.epochs:
@@ -249,15 +310,16 @@ class Trainer:
                 terms = self.train_batch(batches[self.step])
                 bad = [k for k, v in terms.items() if not math.isfinite(v)]
                 if bad:
+                    kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" if self.epoch else "no epoch had finished, so no checkpoint was saved"
                     raise LabError(
                         f"loss became {terms[bad[0]]} ({', '.join(bad)}) at epoch {self.epoch + 1} step {self.step + 1}; "
-                        f"training stopped, the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}; try a lower --lr"
+                        f"training stopped, {kept}; try a lower --lr"
                     )
                 for k, v in terms.items():
                     self.sums[k] = self.sums.get(k, 0.0) + v
                 seen += len(batches[self.step])
                 self.step += 1
-                self.rng_snapshot = self.rng.get_state()
+                self.rng_snapshot = self._rng_states()
                 bar.update(1)
                 bar.set_postfix(d=f"{terms['d_loss']:.3f}", g=f"{terms['g_loss']:.3f}")
                 if self.stop_requested:
@@ -272,27 +334,25 @@ class Trainer:
             dist.all_reduce(values)
             means = dict(zip(means, (values / self.dist.world).tolist()))
         self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
+        self.history.append({"epoch": self.epoch, **{k: round(v, 6) for k, v in means.items()}, "images_per_s": round(images_per_s, 1)})
+        self.save()  # metrics.jsonl is written from the checkpoint's history, so a kill in between never duplicates a line
         if self.dist.main:
-            record = {"epoch": self.epoch, **{k: round(v, 6) for k, v in means.items()}, "images_per_s": round(images_per_s, 1)}
-            with open(self.run_dir / METRICS, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            save_loss_plot(read_metrics(self.run_dir), self.run_dir / "losses.png")
+            self.write_metrics()
             if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
                 self.save_samples()
-        self.save()
 
-    @torch.no_grad()
+    def write_metrics(self) -> None:
+        atomic_write(self.run_dir / METRICS, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history)))
+        if self.history:
+            save_loss_plot(self.history, self.run_dir / "losses.png")
+
     def save_samples(self) -> Path:
         """Fixed captions x fixed noise, so grids from different epochs are directly comparable."""
-        self.generator.eval()
-        n = SAMPLES_PER_CAPTION
-        emb = self.sample_embeddings.repeat_interleave(n, 0).to(self.dist.device)
-        noise = self.sample_noise.repeat(len(self.sample_texts), 1).to(self.dist.device)
-        images = self.generator(noise, emb)
-        self.generator.train()
+        pipe = Pipeline(self.inference_generator, self.encoder)
+        images = pipe(self.sample_texts, SAMPLES_PER_CAPTION, seed=self.config.seed)
         path = self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png"
         path.parent.mkdir(exist_ok=True)
-        caption_grid(images, self.sample_texts, n).save(path)
+        caption_grid(images, self.sample_texts, SAMPLES_PER_CAPTION).save(path)
         return path
 
 

@@ -1,2 +1,2 @@
 """Built-in plugins; importing this package registers them all."""
-from . import dcgan, distilbert, gan_cls, sentence_encoders  # noqa: F401
+from . import dcgan, dfgan, distilbert, gan_cls, hinge_magp, sentence_encoders  # noqa: F401

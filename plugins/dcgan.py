@@ -4,12 +4,19 @@ Both networks take the same `image_size` (64 or 128), which fixes the original
 tutorial's bug of a 64x64 generator feeding a 128x128 discriminator. The
 channel plan is shared: the 4x4 end of both stacks has `width * 8` channels,
 and each doubling of resolution halves the channels.
+
+Options the variants need, each off by default so the course's model stays
+the tutorial's: `cond_aug` (StackGAN conditioning augmentation in G) and
+`norm = "none"` (D without BatchNorm, as DF-GAN's hinge loss with a gradient
+penalty wants: a penalty per sample is meaningless when samples share
+batch statistics).
 """
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lab.errors import LabError
@@ -23,13 +30,51 @@ def channel_plan(width: int, image_size: int) -> list[int]:
     """Channels from the 4x4 stage up to the last stage before RGB: [w*8, w*4, w*2, w, (w/2)]."""
     if image_size not in SUPPORTED_SIZES:
         raise LabError(f"image_size must be one of {SUPPORTED_SIZES}, got {image_size}")
+    if width < 1:
+        raise LabError(f"width must be at least 1, got {width}")
     stages = int(math.log2(image_size // 4))
     return [max(width * 8 // 2**i, 1) for i in range(stages)]
 
 
-def text_projection(text_dim: int, proj_dim: int) -> nn.Sequential:
+def text_projection(text_dim: int, proj_dim: int, norm: bool = True) -> nn.Sequential:
     """Linear -> BatchNorm1d -> LeakyReLU(0.2): squeezes e.g. 768-d MPNet vectors to 256."""
-    return nn.Sequential(nn.Linear(text_dim, proj_dim), nn.BatchNorm1d(proj_dim), nn.LeakyReLU(0.2, inplace=True))
+    layers = [nn.Linear(text_dim, proj_dim), nn.BatchNorm1d(proj_dim)] if norm else [nn.Linear(text_dim, proj_dim)]
+    return nn.Sequential(*layers, nn.LeakyReLU(0.2, inplace=True))
+
+
+class ConditioningAugmentation(nn.Module):
+    """StackGAN's conditioning augmentation: the text code is *sampled* from N(mu, sigma^2) given the embedding.
+
+    Ten captions of one flower are ten points; sampling around each smooths the
+    text manifold G learns from, and the KL term (weight `kl_weight`, 2.0 in
+    StackGAN) keeps the distribution near N(0, I). At inference (eval mode) the
+    mean is used, so a seed always gives the same image.
+    """
+
+    def __init__(self, text_dim: int, proj_dim: int, kl_weight: float = 2.0):
+        super().__init__()
+        self.fc = nn.Linear(text_dim, proj_dim * 2)
+        self.kl_weight = kl_weight
+        self.kl = torch.zeros(())
+
+    def forward(self, text_embedding: torch.Tensor) -> torch.Tensor:
+        mu, logvar = F.leaky_relu(self.fc(text_embedding), 0.2).chunk(2, dim=1)
+        self.kl = -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
+        if not self.training:
+            return mu
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+
+def text_conditioning(text_dim: int, proj_dim: int, cond_aug: bool, kl_weight: float) -> nn.Module:
+    """G's text code: the plain projection, or a sampled one (conditioning augmentation)."""
+    return ConditioningAugmentation(text_dim, proj_dim, kl_weight) if cond_aug else text_projection(text_dim, proj_dim)
+
+
+def conditioning_losses(project: nn.Module) -> dict[str, torch.Tensor]:
+    """The KL term of conditioning augmentation, weighted, when G uses it and is training."""
+    if isinstance(project, ConditioningAugmentation) and project.training:
+        return {"g_kl": project.kl_weight * project.kl}
+    return {}
 
 
 def init_weights(module: nn.Module) -> None:
@@ -46,11 +91,20 @@ def init_weights(module: nn.Module) -> None:
 class DCGANGenerator(Generator):
     """noise (100) + projected text (256) -> 1x1 -> 4x4 -> ... -> image_size RGB in [-1, 1]."""
 
-    def __init__(self, text_dim: int = 768, noise_dim: int = 100, text_proj_dim: int = 256, width: int = 64, image_size: int = 64):
+    def __init__(
+        self,
+        text_dim: int = 768,
+        noise_dim: int = 100,
+        text_proj_dim: int = 256,
+        width: int = 64,
+        image_size: int = 64,
+        cond_aug: bool = False,
+        kl_weight: float = 2.0,
+    ):
         super().__init__()
         self.text_dim, self.noise_dim, self.image_size = text_dim, noise_dim, image_size
         plan = channel_plan(width, image_size)
-        self.project = text_projection(text_dim, text_proj_dim)
+        self.project = text_conditioning(text_dim, text_proj_dim, cond_aug, kl_weight)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(noise_dim + text_proj_dim, plan[0], 4, 1, 0, bias=False),
             nn.BatchNorm2d(plan[0]),
@@ -66,19 +120,26 @@ class DCGANGenerator(Generator):
         z = torch.cat([noise, self.project(text_embedding)], dim=1)
         return self.net(z[:, :, None, None])
 
+    @property
+    def extra_losses(self) -> dict[str, torch.Tensor]:
+        return conditioning_losses(self.project)
+
 
 class DCGANDiscriminator(Discriminator):
     """Strided convs to 4x4 image features, text projection tiled over 4x4, concat, 4x4 conv -> 1 logit."""
 
-    def __init__(self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64):
+    def __init__(self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch"):
         super().__init__()
+        if norm not in ("batch", "none"):
+            raise LabError(f"discriminator norm must be 'batch' or 'none', got {norm!r}")
         self.text_dim, self.image_size = text_dim, image_size
         plan = channel_plan(width, image_size)[::-1]  # e.g. [w, w*2, w*4, w*8]
+        batch_norm = norm == "batch"
         layers: list[nn.Module] = [nn.Conv2d(3, plan[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         for c_in, c_out in zip(plan, plan[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batch_norm), *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True)]
         self.image_net = nn.Sequential(*layers)
-        self.project = text_projection(text_dim, text_proj_dim)
+        self.project = text_projection(text_dim, text_proj_dim, norm=batch_norm)
         self.head = nn.Conv2d(plan[-1] + text_proj_dim, 1, 4, 1, 0, bias=False)
         self.apply(init_weights)
 
@@ -91,11 +152,5 @@ class DCGANDiscriminator(Discriminator):
         return logits.flatten(), features
 
 
-@GENERATORS.register("dcgan")
-def dcgan_generator(**kwargs) -> DCGANGenerator:
-    return DCGANGenerator(**kwargs)
-
-
-@DISCRIMINATORS.register("dcgan")
-def dcgan_discriminator(**kwargs) -> DCGANDiscriminator:
-    return DCGANDiscriminator(**kwargs)
+GENERATORS.register("dcgan")(DCGANGenerator)
+DISCRIMINATORS.register("dcgan")(DCGANDiscriminator)

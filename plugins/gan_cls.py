@@ -39,6 +39,4 @@ class GanClsLoss(LossRecipe):
         return LossOutput(total, {"g_adv": adversarial.item(), "g_feature": feature.item(), "g_l1": l1.item()})
 
 
-@LOSSES.register("gan-cls")
-def gan_cls(feature_weight: float = 100.0, l1_weight: float = 50.0) -> GanClsLoss:
-    return GanClsLoss(feature_weight, l1_weight)
+LOSSES.register("gan-cls")(GanClsLoss)

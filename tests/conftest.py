@@ -31,10 +31,10 @@ def tiny_config(tmp_path, synthetic_root):
     """A config that trains in seconds: 64px, width 8, MiniLM, batch 8."""
 
     def make(**overrides) -> ExperimentConfig:
-        base = dict(
-            data_dir=str(synthetic_root), encoder="minilm", width=8, batch_size=8, epochs=2, split="all",
-            cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "run"), threads=1,
-        )
+        base = {
+            "data_dir": str(synthetic_root), "encoder": "minilm", "generator.width": 8, "discriminator.width": 8, "batch_size": 8,
+            "epochs": 2, "split": "all", "cache_dir": str(tmp_path / "cache"), "out_dir": str(tmp_path / "run"), "threads": 1,
+        }
         return apply(ExperimentConfig(), {**base, **overrides})
 
     return make

@@ -26,7 +26,7 @@ def runs(tmp_path_factory, synthetic_root):
     made = []
     for name, width, seed in (("narrow", 8, 0), ("wide", 16, 1)):
         config = apply(ExperimentConfig(), dict(
-            data_dir=str(synthetic_root), encoder="minilm", width=width, seed=seed, batch_size=8, epochs=1,
+            data_dir=str(synthetic_root), encoder="minilm", seed=seed, **{"generator.width": width, "discriminator.width": width}, batch_size=8, epochs=1,
             cache_dir=str(folder / "cache"), out_dir=str(folder / name), threads=1,
         ))
         made.append(train(config, progress=False))

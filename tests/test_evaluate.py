@@ -14,7 +14,7 @@ from lab.config import ExperimentConfig, apply
 from lab.data import build_dataset, load_images
 from lab.evaluate import evaluate
 from lab.fid import InceptionFeatures, extract_features, fid_kid, resize_tf1_bilinear
-from lab.generate import load_encoder
+from lab.models import load_encoder
 from lab.synthetic import generate
 from lab.train import train
 from tests.conftest import run_lab
@@ -44,7 +44,7 @@ def flowers(tmp_path_factory):
 def tiny_run(tmp_path_factory, synthetic_root):
     folder = tmp_path_factory.mktemp("eval-run")
     config = apply(ExperimentConfig(), dict(
-        data_dir=str(synthetic_root), encoder="minilm", width=8, batch_size=8, epochs=1, cache_dir=str(folder / "cache"), out_dir=str(folder / "run"), threads=1,
+        data_dir=str(synthetic_root), encoder="minilm", batch_size=8, epochs=1, **{"generator.width": 8, "discriminator.width": 8}, cache_dir=str(folder / "cache"), out_dir=str(folder / "run"), threads=1,
     ))
     return train(config, progress=False), config
 

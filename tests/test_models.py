@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lab.config import ExperimentConfig
+from lab.config import ExperimentConfig, apply
 from lab.errors import LabError
 from lab.models import build_parts
 from plugins.gan_cls import GanClsLoss
@@ -10,18 +10,18 @@ from plugins.gan_cls import GanClsLoss
 
 @pytest.mark.parametrize("size", [64, 128])
 def test_generator_and_discriminator_follow_one_image_size(size):
-    config = ExperimentConfig(image_size=size, width=8)
+    config = apply(ExperimentConfig(), {"image_size": size, "generator.width": 8, "discriminator.width": 8})
     g, d, _ = build_parts(config, text_dim=768)
     emb = torch.randn(3, 768)
     images = g(torch.randn(3, 100), emb)
     assert images.shape == (3, 3, size, size) and images.abs().max() <= 1
     logits, features = d(images, emb)
     assert logits.shape == (3,) and features.shape == (3, 64, 4, 4)
-    assert d.head.in_channels == 8 * 8 + config.text_proj_dim
+    assert d.head.in_channels == 8 * 8 + 256  # width*8 image channels + the default projected text
 
 
 def test_discriminator_rejects_the_wrong_image_size():
-    _, d, _ = build_parts(ExperimentConfig(image_size=128, width=8), text_dim=16)
+    _, d, _ = build_parts(apply(ExperimentConfig(), {"image_size": 128, "generator.width": 8, "discriminator.width": 8}), text_dim=16)
     with pytest.raises(LabError, match="expects 128x128"):
         d(torch.randn(2, 3, 64, 64), torch.randn(2, 16))
 
@@ -47,7 +47,7 @@ def test_gan_cls_losses_match_hand_computation():
 
 
 def test_text_changes_the_generated_image_and_gradients_reach_the_projection():
-    g, d, recipe = build_parts(ExperimentConfig(width=8), text_dim=16)
+    g, d, recipe = build_parts(apply(ExperimentConfig(), {"generator.width": 8, "discriminator.width": 8}), text_dim=16)
     noise = torch.randn(4, 100)
     a, b = g(noise, torch.randn(4, 16)), g(noise, torch.randn(4, 16))
     assert not torch.allclose(a, b)

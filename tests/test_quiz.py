@@ -7,7 +7,7 @@ import pytest
 
 from lab import quiz
 from lab.cli import main as cli_main
-from lab.config import ExperimentConfig
+from lab.config import ExperimentConfig, apply
 from lab.errors import LabError
 from lab.weights import mpnet_dir
 
@@ -47,11 +47,10 @@ def test_mpnet_embedding_size_answers_match_the_installed_weights():
 
 def test_head_channels_come_from_the_discriminator():
     """The notebook's configuration gives the quiz's 576; the lab's defaults give width*8 + text_proj_dim."""
-    assert quiz.head_channels(ExperimentConfig(width=64, text_proj_dim=64)) == (512, 64, 576)
+    assert quiz.head_channels(apply(ExperimentConfig(), {"discriminator.width": 64, "discriminator.text_proj_dim": 64})) == (512, 64, 576)
     assert _option(7) == "576"
-    assert quiz.head_channels(ExperimentConfig(width=16, text_proj_dim=32, image_size=128)) == (128, 32, 160)
-    defaults = ExperimentConfig()
-    total = defaults.width * 8 + defaults.text_proj_dim
+    assert quiz.head_channels(apply(ExperimentConfig(), {"discriminator.width": 16, "discriminator.text_proj_dim": 32, "image_size": 128})) == (128, 32, 160)
+    total = 64 * 8 + 256  # the dcgan discriminator's default width and text projection
     for lang in quiz.LANGS:
         assert f"= {total}" in quiz.QUESTIONS[6].explain(lang)
 

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, run_lab
 
 def test_cli_trains_and_generates_end_to_end(tiny_config, tmp_path, synthetic_root):
     run = tmp_path / "cli-run"
-    args = [f"--data_dir={synthetic_root}", "--encoder=minilm", "--width=8", "--batch_size=8", "--epochs=4", "--split=all",
+    args = [f"--data_dir={synthetic_root}", "--encoder=minilm", "--generator.width=8", "--discriminator.width=8", "--batch_size=8", "--epochs=4", "--split=all",
             f"--cache_dir={tmp_path / 'cache'}", f"--out_dir={run}", "--sample_every=2"]
     out = run_lab("train", "--quiet", *args)
     assert out.returncode == 0, out.stderr
@@ -127,7 +127,7 @@ def test_resume_refuses_a_mismatched_encoder_or_image_size(tiny_config, tmp_path
 
 def test_ctrl_c_in_a_real_process_saves_and_resume_finishes(tmp_path, synthetic_root):
     run = tmp_path / "sigint"
-    args = [sys.executable, "-m", "lab.cli", "train", "--quiet", f"--data_dir={synthetic_root}", "--encoder=minilm", "--width=8",
+    args = [sys.executable, "-m", "lab.cli", "train", "--quiet", f"--data_dir={synthetic_root}", "--encoder=minilm", "--generator.width=8", "--discriminator.width=8",
             "--batch_size=4", "--epochs=200", "--split=all", f"--cache_dir={tmp_path / 'cache'}", f"--out_dir={run}", "--threads=1"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240

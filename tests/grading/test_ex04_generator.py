@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lab.config import ExperimentConfig
+from lab.config import ExperimentConfig, Part
 from lab.errors import LabError
 from lab.interfaces import Generator as GeneratorInterface
 
@@ -80,9 +80,9 @@ def test_unsupported_size_is_a_lab_error(ex):
 
 @pytest.mark.points(2)
 def test_plugs_into_the_trainer(ex):
-    from lab.models import build_parts
+    from lab.models import build_generator
 
-    config = ExperimentConfig(generator=f"{ex.__name__}:Generator", noise_dim=NOISE, text_proj_dim=PROJ, width=WIDTH)
-    generator, _, _ = build_parts(config, text_dim=TEXT)
+    config = ExperimentConfig(generator=Part(f"{ex.__name__}:Generator", {"noise_dim": NOISE, "text_proj_dim": PROJ, "width": WIDTH}))
+    generator = build_generator(config, text_dim=TEXT)
     assert isinstance(generator, ex.Generator)
     assert generator(*_inputs()).shape == (4, 3, config.image_size, config.image_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lab.config import ExperimentConfig
+from lab.config import ExperimentConfig, Part
 from lab.errors import LabError
 from lab.interfaces import Discriminator as DiscriminatorInterface
 
@@ -94,9 +94,9 @@ def test_wrong_image_size_is_a_lab_error(ex):
 
 @pytest.mark.points(2)
 def test_plugs_into_the_trainer(ex):
-    from lab.models import build_parts
+    from lab.models import build_discriminator
 
-    config = ExperimentConfig(discriminator=f"{ex.__name__}:Discriminator", text_proj_dim=PROJ, width=WIDTH)
-    _, discriminator, _ = build_parts(config, text_dim=TEXT)
+    config = ExperimentConfig(discriminator=Part(f"{ex.__name__}:Discriminator", {"text_proj_dim": PROJ, "width": WIDTH}))
+    discriminator = build_discriminator(config, text_dim=TEXT)
     assert isinstance(discriminator, ex.Discriminator)
     assert discriminator(*_inputs())[0].shape == (4,)

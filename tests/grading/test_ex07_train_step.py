@@ -51,40 +51,58 @@ def test_returns_float_terms(ex, fixed_batch):
 
 
 @pytest.mark.points(3)
-def test_discriminator_runs_twice_on_the_right_inputs(ex, fixed_batch):
+def test_discriminator_judges_each_group_alone(ex, fixed_batch):
     generator, discriminator, recipe, opt_g, opt_d = _parts()
     expected_fake = copy.deepcopy(generator)(_noise(), fixed_batch["embedding"])
     calls = []
     discriminator.register_forward_pre_hook(lambda module, args: calls.append([a.detach().clone() if not a.requires_grad else a for a in args]))
     ex.train_step(generator, discriminator, recipe, opt_g, opt_d, fixed_batch, _noise())
-    assert [len(images) for images, _ in calls] == [3 * N, N], "D must run once on [real, wrong, fake], then once on fake"
-    (d_images, d_text), (g_images, g_text) = calls
-    torch.testing.assert_close(d_images[:N], fixed_batch["image"])
-    torch.testing.assert_close(d_images[N : 2 * N], fixed_batch["wrong_image"], msg="the wrong images are not fed to D")
-    torch.testing.assert_close(d_images[2 * N :], expected_fake.detach())
-    torch.testing.assert_close(d_text, fixed_batch["embedding"].repeat(3, 1))
-    assert not d_images.requires_grad, "detach the fakes in the D step: D's loss must not reach G"
-    assert g_images.requires_grad, "the G step must backpropagate through the fakes into G"
+    assert [len(images) for images, _ in calls] == [N] * 5, "D runs on real, wrong and fake alone (D step), then on fake and real (G step)"
+    (real, real_text), (wrong, _), (fake, _), (g_fake, g_text), (g_real, _) = calls
+    torch.testing.assert_close(real, fixed_batch["image"])
+    torch.testing.assert_close(wrong, fixed_batch["wrong_image"], msg="the wrong images are not fed to D")
+    torch.testing.assert_close(fake, expected_fake.detach())
+    torch.testing.assert_close(real_text, fixed_batch["embedding"])
+    assert not fake.requires_grad, "detach the fakes in the D step: D's loss must not reach G"
+    assert g_fake.requires_grad, "the G step must backpropagate through the fakes into G"
     torch.testing.assert_close(g_text, fixed_batch["embedding"])
+    torch.testing.assert_close(g_real, fixed_batch["image"])
+
+
+@pytest.mark.points(2)
+def test_d_sees_the_fakes_as_it_would_alone(ex, fixed_batch):
+    """Batch statistics: D's logits for the fakes in the D step equal D's logits for the fakes passed alone."""
+    generator, discriminator, recipe, opt_g, opt_d = _parts()
+    fake = copy.deepcopy(generator)(_noise(), fixed_batch["embedding"]).detach()
+    alone = copy.deepcopy(discriminator)(fake, fixed_batch["embedding"])[0]  # train mode, before the update
+    seen = {}
+
+    def spy(real_logits, wrong_logits, fake_logits):
+        seen["fake"] = fake_logits.detach()
+        return GanClsLoss.discriminator_loss(recipe, real_logits, wrong_logits, fake_logits)
+
+    recipe.discriminator_loss = spy
+    ex.train_step(generator, discriminator, recipe, opt_g, opt_d, fixed_batch, _noise())
+    torch.testing.assert_close(seen["fake"], alone.detach())
 
 
 @pytest.mark.points(2)
 def test_generator_step_uses_updated_d_and_detached_real_features(ex, fixed_batch):
     generator, discriminator, recipe, opt_g, opt_d = _parts()
     before = copy.deepcopy(discriminator.state_dict())
-    outputs, seen = [], {}
-    discriminator.register_forward_hook(lambda module, args, out: outputs.append(out))
+    seen = {}
 
     def spy(fake_logits, fake_features, real_features, fake_images, real_images):
         seen["updated"] = any(not torch.equal(p, before[k]) for k, p in discriminator.state_dict().items())
         seen["real_features"] = real_features
+        seen["expected"] = copy.deepcopy(discriminator)(fixed_batch["image"], fixed_batch["embedding"])[1].detach()
         return GanClsLoss.generator_loss(recipe, fake_logits, fake_features, real_features, fake_images, real_images)
 
     recipe.generator_loss = spy
     ex.train_step(generator, discriminator, recipe, opt_g, opt_d, fixed_batch, _noise())
     assert seen["updated"], "update D (opt_d.step()) before the G step"
     assert not seen["real_features"].requires_grad, "real features must be detached"
-    torch.testing.assert_close(seen["real_features"], outputs[0][1][:N].detach(), msg="reuse the real features of the D step")
+    torch.testing.assert_close(seen["real_features"], seen["expected"], msg="real features come from the updated D, run on the real batch alone")
 
 
 @pytest.mark.points(1)
