@@ -23,8 +23,7 @@ from torchvision import transforms
 
 from lab.captions import load_captions
 from lab.config import ExperimentConfig
-from lab.models import load_encoder
-from lab.models import build_parts
+from lab.models import build_parts, load_encoder
 from lab.synthetic import generate
 from lab.train import Trainer
 

@@ -216,13 +216,20 @@ class Trainer:
 
     # --- checkpointing -------------------------------------------------
     def _rng_states(self) -> dict[str, torch.Tensor]:
-        states = {"data": self.rng.get_state()}
+        """Every RNG a step draws from: the data RNG, the augmentation RNG, and torch's global one
+        (which plugins may use, e.g. conditioning augmentation's sampling)."""
+        states = {"data": self.rng.get_state(), "torch": torch.get_rng_state()}
+        if self.dist.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.dist.device)
         if isinstance(self.judge, AugmentedDiscriminator):
             states["augment"] = self.judge.generator.get_state()
         return states
 
     def _set_rng_states(self, states: dict[str, torch.Tensor]) -> None:
         self.rng.set_state(states["data"])
+        torch.set_rng_state(states["torch"])
+        if "cuda" in states and self.dist.device.type == "cuda":
+            torch.cuda.set_rng_state(states["cuda"], self.dist.device)
         if isinstance(self.judge, AugmentedDiscriminator):
             self.judge.generator.set_state(states["augment"])
 

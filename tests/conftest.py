@@ -1,17 +1,12 @@
 """Shared fixtures: a tiny synthetic flowers set, the real offline MiniLM encoder, tiny configs."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lab.config import ExperimentConfig, apply
 from lab.synthetic import generate
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +33,3 @@ def tiny_config(tmp_path, synthetic_root):
         return apply(ExperimentConfig(), {**base, **overrides})
 
     return make
-
-
-def run_lab(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run the `lab` CLI in a subprocess, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, cwd=cwd or ROOT,
-        env={**os.environ, **(env or {})}, timeout=timeout,
-    )

@@ -17,7 +17,7 @@ from lab.fid import InceptionFeatures, extract_features, fid_kid, resize_tf1_bil
 from lab.models import load_encoder
 from lab.synthetic import generate
 from lab.train import train
-from tests.conftest import run_lab
+from tests.helpers import run_lab
 
 
 @pytest.fixture(autouse=True)

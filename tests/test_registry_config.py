@@ -5,7 +5,7 @@ from lab.config import ExperimentConfig, load, parse_overrides
 from lab.errors import LabError
 from lab.interfaces import Generator
 from lab.registry import ALL, GENERATORS, Registry
-from tests.conftest import run_lab
+from tests.helpers import run_lab
 
 
 def test_builtin_plugins_are_listed():

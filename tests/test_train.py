@@ -13,7 +13,7 @@ from lab.checkpoint import load_checkpoint, load_run, read_metrics
 from lab.errors import LabError
 from lab.train import train
 from plugins.gan_cls import GanClsLoss
-from tests.conftest import ROOT, run_lab
+from tests.helpers import ROOT, run_lab
 
 
 def test_cli_trains_and_generates_end_to_end(tiny_config, tmp_path, synthetic_root):

@@ -1,0 +1,189 @@
+"""The training step and the variants a lab compares: correct batch statistics, hinge + MA-GP, DiffAugment, EMA,
+conditioning augmentation, the DF-GAN generator, and the config tables that carry their settings."""
+import copy
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lab.augment import AugmentedDiscriminator, diff_augment
+from lab.checkpoint import load_checkpoint, read_metrics
+from lab.config import ExperimentConfig, apply, load
+from lab.errors import LabError
+from lab.models import build_parts
+from lab.train import Trainer, train, train_step
+from plugins.hinge_magp import HingeMAGP
+
+N, TEXT = 4, 16
+
+
+def _parts(**settings):
+    torch.manual_seed(0)
+    config = apply(ExperimentConfig(), {"generator.width": 8, "discriminator.width": 8, **settings})
+    generator, discriminator, recipe = build_parts(config, text_dim=TEXT)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    return generator, discriminator, recipe, opt_g, opt_d
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(N, 3, 64, 64, generator=g) * 2 - 1
+    return {"image": real, "wrong_image": real.roll(1, 0), "embedding": torch.randn(N, TEXT, generator=g)}, torch.randn(N, 100, generator=g)
+
+
+def test_d_step_judges_the_fakes_exactly_as_it_would_judge_them_alone():
+    """With BatchNorm in D, batch composition is part of the algorithm: the fakes must get their own statistics."""
+    generator, discriminator, recipe, opt_g, opt_d = _parts()
+    batch, noise = _batch()
+    fake = copy.deepcopy(generator)(noise, batch["embedding"]).detach()
+    alone = copy.deepcopy(discriminator)(fake, batch["embedding"])[0].detach()  # train mode, before the update
+    seen = {}
+    real_loss = recipe.discriminator_loss
+    recipe.discriminator_loss = lambda r, w, f: seen.setdefault("fake", f.detach()) is None or real_loss(r, w, f)
+    train_step(generator, discriminator, recipe, opt_g, opt_d, batch, noise)
+    torch.testing.assert_close(seen["fake"], alone)
+
+
+def test_feature_matching_target_comes_from_the_updated_d():
+    generator, discriminator, recipe, opt_g, opt_d = _parts()
+    batch, noise = _batch()
+    seen = {}
+    real_loss = recipe.generator_loss
+
+    def spy(fake_logits, fake_features, real_features, fake, real):
+        seen["target"] = real_features
+        seen["expected"] = copy.deepcopy(discriminator)(real, batch["embedding"])[1].detach()
+        return real_loss(fake_logits, fake_features, real_features, fake, real)
+
+    recipe.generator_loss = spy
+    train_step(generator, discriminator, recipe, opt_g, opt_d, batch, noise)
+    torch.testing.assert_close(seen["target"], seen["expected"])
+    assert not seen["target"].requires_grad
+
+
+def test_magp_is_the_gradient_norm_of_real_pairs_to_the_sixth():
+    _, discriminator, _, _, _ = _parts(**{"discriminator.norm": "none"})
+    batch, _ = _batch()
+    real, emb = batch["image"], batch["embedding"]
+    x, e = real.clone().requires_grad_(), emb.clone().requires_grad_()
+    gx, ge = torch.autograd.grad(discriminator(x, e)[0].sum(), (x, e))
+    by_hand = 2.0 * torch.cat([gx.flatten(1), ge.flatten(1)], 1).norm(dim=1).pow(6).mean()
+    fake = torch.zeros_like(real)
+    out = HingeMAGP().discriminator_step(discriminator, real, batch["wrong_image"], fake, emb)
+    hinge = HingeMAGP().discriminator_loss(discriminator(real, emb)[0], discriminator(batch["wrong_image"], emb)[0], discriminator(fake, emb)[0])
+    assert out.terms["d_gp"] == pytest.approx(by_hand.item(), rel=1e-4)
+    assert out.total.item() == pytest.approx(hinge.total.item() + by_hand.item(), rel=1e-4)
+    out.total.backward()  # the penalty is differentiable w.r.t. D's weights (create_graph)
+    assert all(p.grad is not None for p in discriminator.parameters())
+
+
+def test_discriminator_without_batch_norm_has_none():
+    _, discriminator, _, _, _ = _parts(**{"discriminator.norm": "none"})
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
+    with pytest.raises(LabError, match="norm must be 'batch' or 'none'"):
+        _parts(**{"discriminator.norm": "layer"})
+
+
+def test_diff_augment_is_seeded_shape_preserving_and_really_changes_images():
+    x = torch.rand(8, 3, 16, 16) + 0.5  # no zeros, so cutout and padding show
+    a = diff_augment(x, "translation,cutout,color", torch.Generator().manual_seed(1))
+    b = diff_augment(x, "translation,cutout,color", torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b)
+    cut = diff_augment(x, "cutout", torch.Generator().manual_seed(2))
+    zeroed = (cut == 0).all(1).flatten(1).sum(1)
+    assert ((zeroed > 0) & (zeroed <= 64)).all(), "cutout zeroes at most a half-side square per image"
+    moved = diff_augment(x, "translation", torch.Generator().manual_seed(3))
+    assert not torch.equal(moved, x) and torch.isclose(moved[moved != 0].sort().values[-5:], x.flatten().sort().values[-5:]).any()
+    with pytest.raises(LabError, match="unknown augment policy 'flip'"):
+        load(None, ["--augment.policy=flip"])
+
+
+def test_augmentation_reaches_every_image_d_sees_in_both_steps():
+    generator, discriminator, recipe, opt_g, opt_d = _parts()
+    judge = AugmentedDiscriminator(discriminator, "translation,cutout", seed=0)
+    seen = []
+    discriminator.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    batch, noise = _batch()
+    train_step(generator, judge, recipe, opt_g, opt_d, batch, noise)
+    assert len(seen) == 5
+    for images, raw in zip(seen, [batch["image"], batch["wrong_image"], None, None, batch["image"]]):
+        assert (images == 0).flatten(1).any(1).all(), "every image D sees carries a cutout"
+        if raw is not None:
+            assert not torch.equal(images, raw)
+
+
+def test_config_tables_from_a_file_and_the_command_line(tmp_path):
+    (tmp_path / "c.toml").write_text('[generator]\nname = "dfgan"\nwidth = 16\n[loss]\nname = "hinge-magp"\ngp_weight = 1.5\n[augment]\npolicy = "translation"\n')
+    c = load(tmp_path / "c.toml", ["--generator.cond_aug=true", "--discriminator.norm=none", "--lr_d=4e-4"])
+    assert c.generator.name == "dfgan" and c.generator.options == {"width": 16, "cond_aug": True}
+    assert c.loss.options == {"gp_weight": 1.5} and c.augment.policy == "translation"
+    assert c.discriminator.to_dict() == {"name": "dcgan", "norm": "none"} and c.lr_discriminator == 4e-4
+    assert load(None, ["--generator=dfgan"]).generator.options == {}  # another part starts from its own defaults
+    with pytest.raises(LabError, match="generator 'dcgan' has no setting 'depth'"):
+        build_parts(load(None, ["--generator.depth=3"]), text_dim=8)
+    with pytest.raises(LabError, match="config key 'epochs' has no settings"):
+        load(None, ["--epochs.x=3"])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("batch_size", "1", "at least 2"), ("epochs", "0", "at least 1"), ("lr", "0", "positive"), ("lr", "nan", "positive"),
+    ("lr", "-1e-4", "positive"), ("image_size", "96", "power of two"), ("ema", "1.5", r"in \[0, 1\)"), ("seed", str(2**70), "2\\*\\*63"),
+])
+def test_config_ranges_are_checked_at_load_time(key, value, message):
+    with pytest.raises(LabError, match=f"config key '{key}' must be .*{message}"):
+        load(None, [f"--{key}={value}"])
+
+
+def test_a_setting_the_parts_reject_fails_before_any_image_is_decoded(tiny_config, tmp_path, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the models were built")
+
+    monkeypatch.setattr("lab.train.build_dataset", no_data)
+    with pytest.raises(LabError, match="width must be at least 1"):
+        Trainer(tiny_config(**{"generator.width": 0}), tmp_path / "r", resume=False, progress=False)
+
+
+def test_variant_run_trains_keeps_ema_and_resumes_exactly(tiny_config, tmp_path):
+    variant = {
+        "generator": "dfgan", "generator.width": 4, "generator.cond_aug": True, "discriminator.norm": "none", "loss": "hinge-magp",
+        "augment.policy": "translation,cutout,color", "ema": 0.9, "beta1": 0.0, "beta2": 0.9, "lr": 1e-4, "lr_d": 4e-4,
+    }
+    straight = train(tiny_config(out_dir=str(tmp_path / "straight"), **variant), progress=False)
+    metrics = read_metrics(straight)
+    assert {"d_gp", "g_kl", "g_adv", "d_real", "d_wrong", "d_fake"} <= set(metrics[0])
+    state = load_checkpoint(straight)
+    assert any(not torch.equal(state["ema"][k], state["generator"][k]) for k in state["generator"])
+    saved = load_file(str(straight / "generator.safetensors"))
+    assert all(torch.equal(saved[k], state["ema"][k]) for k in saved), "downstream uses the EMA weights"
+
+    halves = tmp_path / "halves"
+    train(tiny_config(out_dir=str(halves), **{**variant, "epochs": 1}), progress=False)
+    train(tiny_config(out_dir=str(halves), **{**variant, "epochs": 2}), resume=halves, progress=False)
+    resumed = load_checkpoint(halves)
+    for part in ("generator", "discriminator", "ema"):
+        assert all(torch.equal(state[part][k], resumed[part][k]) for k in state[part]), f"{part} differs after resume"
+
+
+def test_lr_given_on_resume_applies(tiny_config, tmp_path):
+    run = train(tiny_config(epochs=1), progress=False)
+    trainer = Trainer(tiny_config(epochs=2, lr=1e-5), run, resume=True, progress=False)
+    assert [g["lr"] for g in trainer.opt_g.param_groups] == [1e-5] and [g["lr"] for g in trainer.opt_d.param_groups] == [1e-5]
+
+
+def test_metrics_come_from_the_checkpoint_so_a_kill_after_saving_never_duplicates_a_line(tiny_config, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    calls = [0]
+    real_write = Trainer.write_metrics
+
+    def killed_once(self):
+        calls[0] += 1
+        if calls[0] == 1:  # epoch 1 is in the checkpoint, the process dies before metrics.jsonl is written
+            raise KeyboardInterrupt
+        real_write(self)
+
+    monkeypatch.setattr(Trainer, "write_metrics", killed_once)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(epochs=2), progress=False)
+    train(tiny_config(epochs=2), resume=run, progress=False)
+    assert [m["epoch"] for m in read_metrics(run)] == [1, 2]
