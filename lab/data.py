@@ -19,7 +19,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
@@ -43,8 +42,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
     """Any PIL image as 8-bit RGB. 16-bit greyscale is scaled 65535 -> 255 first: PIL's own
     convert clips it instead, which turns nearly every 16-bit photo all white."""
     if im.mode in SIXTEEN_BIT_MODES:
-        levels = np.asarray(im, dtype=np.float64) / 257.0
-        im = Image.fromarray(levels.round().clip(0, 255).astype(np.uint8), "L")
+        im = im.point(lambda v: v / 257 + 0.5).convert("L")  # 65535 -> 255, rounded
     return im.convert("RGB")
 
 
