@@ -9,6 +9,7 @@ name and renamed, so an interruption never leaves a half-written checkpoint.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,9 +79,24 @@ def load_state_dict(module: torch.nn.Module, state: dict, what: str) -> None:
         raise LabError(f"{what} does not match the model built from its config: {str(e).splitlines()[0]}") from None
 
 
+def _metrics_line(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and type(record.get("epoch")) is int else None
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
+    """One dict per logged epoch; lines that are not such a record (a write cut short) are left out with a note."""
     path = run_dir / METRICS
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_bytes().decode("utf-8", errors="replace").splitlines() if line.strip()]
+    records = [r for r in map(_metrics_line, lines) if r is not None]
+    if len(records) < len(lines):
+        print(f"note: {path}: left out {len(lines) - len(records)} line(s) that are not epoch records", file=sys.stderr)
+    return records
 
 
 @dataclass

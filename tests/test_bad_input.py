@@ -102,6 +102,14 @@ def test_yaml_config_that_is_empty_or_null_means_no_settings(tmp_path):
     assert read_file(_config_file("c.toml", "\ufeffepochs = 3\n".encode())(tmp_path)) == {"epochs": 3}  # a BOM is fine
 
 
+def test_metrics_line_cut_short_is_left_out_with_a_note(tmp_path, capsys):
+    from lab.checkpoint import METRICS, read_metrics
+
+    (tmp_path / METRICS).write_bytes(b'{"epoch": 1, "d_loss": 1.5}\n[2]\n{"epoch": 2, "d_lo')
+    assert read_metrics(tmp_path) == [{"epoch": 1, "d_loss": 1.5}]
+    assert capsys.readouterr().err == f"note: {tmp_path / METRICS}: left out 2 line(s) that are not epoch records\n"
+
+
 # --- writes: disk full never leaves a temp file or a broken target --------------------------------
 
 def test_disk_full_keeps_the_old_file_and_removes_the_temp(tmp_path):
