@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .files import atomic_save
+from .files import atomic_save, load_cache
 from .pixels import to_float
 from .synthetic import BACKGROUND, CENTRE_COLOURS, LEAF, PETAL_COLOURS, captions_for
 
@@ -125,9 +125,13 @@ def cached_matcher(
     for tensor in (images, embeddings, caption_image):
         digest.update(tensor.contiguous().numpy().tobytes())
     cache = cache_dir / "matcher" / f"{digest.hexdigest()[:16]}.pt"
-    if cache.is_file():
-        matcher = Matcher(embeddings.shape[1])
-        matcher.load_state_dict(torch.load(cache, weights_only=True))
+    matcher = Matcher(embeddings.shape[1])
+
+    def fits(state: dict) -> bool:
+        matcher.load_state_dict(state)  # strict: raises on foreign names or shapes
+        return True
+
+    if load_cache(cache, fits) is not None:
         return matcher.eval()
     matcher = train_matcher(images, embeddings, caption_image, steps, progress=progress)
     atomic_save(matcher.state_dict(), cache)

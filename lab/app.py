@@ -13,6 +13,7 @@ at most `MAX_IMAGES` per run, one generation at a time with a bounded queue.
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import gradio as gr
@@ -129,6 +130,25 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
     return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail in one line, before loading any run, when the page could not be served at host:port."""
+    if not 1 <= port <= 65535:
+        raise LabError(f"--port must be from 1 to 65535, got {port}")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does: only a listener blocks
+        try:
+            probe.bind((host, port))
+        except socket.gaierror:
+            raise LabError(f"--host {host} is not a known address") from None
+        except OSError as e:
+            raise LabError(f"cannot serve on {host}:{port}: {e.strerror} (another `lab compare`? pick another --port)") from None
+
+
 def main(args) -> None:
     """`lab compare RUN_A RUN_B ...`: serve the page until Ctrl-C."""
-    build_demo(args.runs).launch(server_name=args.host, server_port=args.port, ssr_mode=False)
+    check_port(args.host, args.port)
+    demo = build_demo(args.runs)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False)
+    except OSError as e:  # the port was taken while the runs loaded
+        raise LabError(f"cannot serve on {args.host}:{args.port}: {str(e).splitlines()[0]}") from None

@@ -5,7 +5,10 @@
   (this one also gives each image its class)
 
 Each caption file holds one caption per line (10 for Flowers). Images with no
-caption file or only blank lines are skipped and counted, never silently used.
+caption file or only blank lines, caption files with no image, and entries that
+are folders or broken links are skipped and counted, never silently used or lost.
+Caption files that are not UTF-8 are read as Latin-1 (and counted), so accented
+letters never silently become U+FFFD.
 """
 from __future__ import annotations
 
@@ -40,11 +43,25 @@ def clean_caption(text: str) -> str:
     return text
 
 
-def read_caption_file(path: Path) -> tuple[list[str], int]:
+def decode_caption_bytes(data: bytes) -> tuple[str, bool]:
+    """(text, whether the Latin-1 fallback was needed): UTF-8 (BOM allowed) first, else Latin-1,
+    which maps every byte to a character, so nothing is replaced."""
+    try:
+        return data.decode("utf-8-sig"), False
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), True
+
+
+def split_captions(text: str) -> tuple[list[str], int]:
     """Return (non-empty cleaned captions, number of lines that were cut because too long)."""
-    lines = [" ".join(line.split()) for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = [" ".join(line.split()) for line in text.splitlines()]
     lines = [line for line in lines if line]
     return [clean_caption(line) for line in lines], sum(len(line) > MAX_CAPTION_CHARS for line in lines)
+
+
+def read_caption_file(path: Path) -> tuple[list[str], int]:
+    """Return (non-empty cleaned captions, number of lines that were cut because too long)."""
+    return split_captions(decode_caption_bytes(path.read_bytes())[0])
 
 
 def detect_layout(root: Path) -> tuple[str, Path]:
@@ -73,21 +90,31 @@ def load_captions(root: str | Path, which: str = "first") -> CaptionSet:
         raise LabError(f"captions must be 'first' or 'all', got '{which}'")
     layout, folder = detect_layout(Path(root))
     image_dir = folder / ("images" if layout == "cvpr2016" else "jpg")
-    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    entries = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     captions = _caption_files(layout, folder)
     result = CaptionSet(items=[])
-    for image in images:
+    result.skipped["caption file without image"] = len(captions.keys() - {p.stem for p in entries})
+    for image in entries:
+        if not image.is_file():  # a folder, a dangling link or a link loop
+            result.skipped["image that is a folder or broken link skipped"] += 1
+            continue
         if image.stem not in captions:
             result.skipped["image without caption file"] += 1
             continue
         path, label = captions[image.stem]
-        texts, cut = read_caption_file(path)
+        try:
+            text, latin1 = decode_caption_bytes(path.read_bytes())
+        except OSError:  # a folder, a dangling link, a link loop, no permission
+            result.skipped["unreadable caption file skipped"] += 1
+            continue
+        result.skipped["caption file read as Latin-1"] += latin1
+        texts, cut = split_captions(text)
         result.skipped["over-long caption cut"] += cut
         if not texts:
             result.skipped["empty caption file"] += 1
             continue
         result.items.append(CaptionedImage(image, texts[:1] if which == "first" else texts, label))
     if not result.items:
-        raise LabError(f"no captioned images in {folder} ({len(images)} images, {len(captions)} caption files)")
+        raise LabError(f"no captioned images in {folder} ({len(entries)} images, {len(captions)} caption files)")
     result.skipped = +result.skipped  # drop zero counts
     return result

@@ -9,15 +9,16 @@ name and renamed, so an interruption never leaves a half-written checkpoint.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .config import ExperimentConfig, apply
 from .errors import LabError
-from .files import atomic_save, atomic_write, write_json
+from .files import atomic_save, atomic_write, read_torch, write_json
 from .interfaces import Generator
 from .models import build_generator
 
@@ -30,11 +31,20 @@ def save_run_config(run_dir: Path, config: ExperimentConfig, text_dim: int) -> N
 
 
 def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, int]:
+    """(config, text_dim) from RUN/config.json; a damaged or edited-wrong file is a one-line error naming it."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise LabError(f"{run_dir} is not a run directory (no {CONFIG}); train one with `lab train`")
-    blob = json.loads(path.read_text())
-    return apply(ExperimentConfig(), blob["config"]), blob["text_dim"]
+    try:
+        blob = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+        raise LabError(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("config"), dict) or type(blob.get("text_dim")) is not int:
+        raise LabError(f"{path} must hold {{\"config\": {{...}}, \"text_dim\": N}} as `lab train` writes it")
+    try:
+        return apply(ExperimentConfig(), blob["config"]), blob["text_dim"]
+    except LabError as e:
+        raise LabError(f"{path}: {e}") from None
 
 
 def check_compatible(run_dir: Path, text_dim: int, encoder_dim: int, saved_size: int, image_size: int) -> None:
@@ -48,14 +58,17 @@ def check_compatible(run_dir: Path, text_dim: int, encoder_dim: int, saved_size:
 def save_checkpoint(run_dir: Path, state: dict, generator: torch.nn.Module) -> None:
     atomic_save(state, run_dir / CHECKPOINT)
     weights = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    atomic_write(run_dir / GENERATOR_WEIGHTS, lambda tmp: save_file(weights, str(tmp)))
+    atomic_write(run_dir / GENERATOR_WEIGHTS, lambda tmp: tmp.write_bytes(save(weights)))  # Python I/O: a full disk is an OSError
 
 
 def load_checkpoint(run_dir: Path) -> dict:
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise LabError(f"no checkpoint in {run_dir}; nothing to resume")
-    return torch.load(path, weights_only=True, map_location="cpu")
+    state = read_torch(path, "checkpoint", "; restore a copy or start a new run")
+    if not isinstance(state, dict):
+        raise LabError(f"{path} is not a `lab train` checkpoint (holds a {type(state).__name__}, not a dict)")
+    return state
 
 
 def load_state_dict(module: torch.nn.Module, state: dict, what: str) -> None:
@@ -66,9 +79,24 @@ def load_state_dict(module: torch.nn.Module, state: dict, what: str) -> None:
         raise LabError(f"{what} does not match the model built from its config: {str(e).splitlines()[0]}") from None
 
 
+def _metrics_line(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and type(record.get("epoch")) is int else None
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
+    """One dict per logged epoch; lines that are not such a record (a write cut short) are left out with a note."""
     path = run_dir / METRICS
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_bytes().decode("utf-8", errors="replace").splitlines() if line.strip()]
+    records = [r for r in map(_metrics_line, lines) if r is not None]
+    if len(records) < len(lines):
+        print(f"note: {path}: left out {len(lines) - len(records)} line(s) that are not epoch records", file=sys.stderr)
+    return records
 
 
 @dataclass
@@ -93,5 +121,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     if not weights.is_file():
         raise LabError(f"{run_dir} has no trained generator yet ({GENERATOR_WEIGHTS} is written after the first epoch)")
     generator = build_generator(config, text_dim)
-    load_state_dict(generator, load_file(str(weights)), str(weights))
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error type for truncated or garbage files
+        raise LabError(f"{weights} is damaged ({str(e).splitlines()[0][:120]}); restore a copy or train the run again") from None
+    load_state_dict(generator, state, str(weights))
     return Run(run_dir, config, text_dim, generator.to(device).eval(), read_metrics(run_dir))

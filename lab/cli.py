@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="Gradio page: several runs side by side on the same caption and noise")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `lab train`")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the page to other machines")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=int, default=7860, help="1-65535; checked before any run is loaded")
     p.set_defaults(func=_run("lab.app:main"))
 
     p = sub.add_parser("plugins", help="list registered encoders, generators, discriminators, loss recipes")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = p.add_subparsers(dest="data_command", required=True)
     d = data.add_parser("download", help="download Oxford-102 Flowers with the Reed et al. captions")
     d.add_argument("name", choices=["flowers"])
-    d.add_argument("--dest", default="data/flowers")
+    d.add_argument("--dest", default="data/flowers", help="folder to download and extract into")
     d.add_argument("--url", default="", help="HTTP mirror of cvpr2016_flowers.zip (default: Google Drive)")
     d.add_argument("--sha256", default="", help="expected sha256 of the archive, checked before extracting")
     d.set_defaults(func=_run("lab.download:main"))
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n", type=int, default=512)
     d.add_argument("--size", type=int, default=128)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--force", action="store_true", help="draw into a folder that is not empty (same-named files are overwritten)")
     d.set_defaults(func=_run("lab.synthetic:main"))
 
     p = sub.add_parser("grade", help="autograde the course exercises (or the reference solutions): score table, exit 1 below full marks")

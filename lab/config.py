@@ -201,22 +201,33 @@ def apply(config: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML/YAML/JSON file as a dict; anything else is a one-line error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise LabError(f"config file not found: {path}")
-    text = path.read_text()
+    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise LabError(f"config file must be .toml, .yaml or .json: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise LabError(f"{path} is not UTF-8 text (binary, or saved as UTF-16?); save it as UTF-8") from None
+    except OSError as e:
+        raise LabError(f"cannot read {path}: {e.strerror}") from None
     try:
         if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
+            values = tomllib.loads(text)
+        elif path.suffix == ".json":
+            values = json.loads(text)
+        else:
             import yaml
 
-            return yaml.safe_load(text) or {}
-        if path.suffix == ".json":
-            return json.loads(text)
+            values = yaml.safe_load(text)
+            values = {} if values is None else values  # empty or comments only
     except Exception as e:  # parser errors differ per format; all are user mistakes
-        raise LabError(f"cannot parse {path}: {e}") from None
-    raise LabError(f"config file must be .toml, .yaml or .json: {path}")
+        raise LabError(f"cannot parse {path}: {' '.join(str(e).split())}") from None
+    if not isinstance(values, dict):
+        raise LabError(f"{path} must hold key = value settings, not {'null' if values is None else 'a ' + type(values).__name__}")
+    return values
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Both expensive steps happen once per data set and are kept on disk:
   stored as one uint8 tensor (keyed by file list, sizes and mtimes);
 - captions are encoded once per encoder and stored by caption hash.
 So epoch 2 of a run, and every later run, decodes no JPEG and encodes no text.
+A cache file that cannot be read is rebuilt (with a one-line note), never trusted.
 
 Each item is (image, embedding, text, wrong_image): `wrong_image` is a real
 image of a *different* flower (a different class when the layout has classes),
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from .captions import CaptionSet, load_captions
 from .config import ExperimentConfig
 from .errors import LabError
-from .files import atomic_save
+from .files import atomic_save, load_cache
 from .interfaces import TextEncoder
 from .pixels import to_float
 
@@ -34,12 +35,25 @@ TEST_FRACTION = 0.1
 SPLIT_SEED = 1234
 
 
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # how PIL opens 16-bit greyscale PNG/TIFF
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB. 16-bit greyscale is scaled 65535 -> 255 first: PIL's own
+    convert clips it instead, which turns nearly every 16-bit photo all white."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        im = im.point(lambda v: v / 257 + 0.5).convert("L")  # 65535 -> 255, rounded
+    return im.convert("RGB")
+
+
 def decode_image(path: Path, size: int) -> tuple[torch.Tensor | None, str]:
     """Decode one image to uint8 [3, size, size]; returns (None, reason) for unreadable files."""
     try:
         with Image.open(path) as im:
             mode = im.mode
-            im = im.convert("RGB").resize((size, size), Image.BICUBIC)
+            im = to_rgb(im).resize((size, size), Image.BICUBIC)
+    except Image.DecompressionBombError:  # would need gigabytes of memory to decode
+        return None, f"image over {2 * Image.MAX_IMAGE_PIXELS} pixels skipped"
     except (UnidentifiedImageError, OSError, ValueError):
         return None, "corrupt image skipped"
     tensor = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1).clone()
@@ -53,8 +67,13 @@ def load_images(paths: list[Path], size: int, cache_dir: Path, progress: bool = 
         stat = p.stat()
         fingerprint.update(f"{p.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     cache = cache_dir / "images" / f"{fingerprint.hexdigest()[:16]}.pt"
-    if cache.is_file():
-        blob = torch.load(cache, weights_only=True)
+
+    def fits(blob: dict) -> bool:
+        images, kept = blob["images"], blob["kept"]
+        return images.dtype == torch.uint8 and images.shape[1:] == (3, size, size) and kept.shape == (len(images),) and isinstance(blob["notes"], dict)
+
+    blob = load_cache(cache, fits)
+    if blob is not None:
         return blob["images"], blob["kept"], Counter(blob["notes"])
     notes: Counter = Counter()
     images, kept = [], []
@@ -77,11 +96,18 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _embedding_part_fits(blob: dict) -> bool:
+    keys, vectors = blob["keys"], blob["vectors"]
+    return isinstance(keys, list) and vectors.ndim == 2 and len(vectors) == len(keys)
+
+
 def _read_embedding_parts(folder: Path) -> dict[str, torch.Tensor]:
+    """Every cached embedding; an unreadable part is deleted, so its captions are simply encoded again."""
     store: dict[str, torch.Tensor] = {}
     for part in sorted(folder.glob("part-*.pt")):
-        blob = torch.load(part, weights_only=True)
-        store.update(zip(blob["keys"], blob["vectors"]))
+        blob = load_cache(part, _embedding_part_fits)
+        if blob is not None:
+            store.update(zip(blob["keys"], blob["vectors"]))
     return store
 
 

@@ -6,11 +6,19 @@ to `<name>.part` and resume from there after an interruption (HTTP Range /
 gdown resume). Before extracting, every member's CRC-32 is checked and, when
 `--sha256` is given, the whole file's hash, so a truncated or corrupted
 download is caught instead of silently training on half a data set.
+
+Extraction is refused when the archive's declared sizes exceed `MAX_EXTRACT_BYTES`,
+expand more than `MAX_RATIO` times (a zip bomb), or do not fit the free disk
+space; zipfile itself stops every member at its declared size, so a lying
+header cannot write more. A `.part` that is not the start of a zip (Google
+Drive's quota page, a proxy's login page) cannot be resumed into one, so it is
+reported instead of looping on "run again to resume".
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -19,6 +27,9 @@ from .errors import LabError
 GDRIVE_ID = "1JJjMiNieTz7xYs6UeVqd02M3DW4fnEfU"
 ARCHIVE = "cvpr2016_flowers.zip"
 CHUNK = 1 << 20
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip starts with a member, or is empty
+MAX_EXTRACT_BYTES = 16 << 30  # the Flowers archive extracts to well under 1 GiB
+MAX_RATIO = 50  # JPEGs barely compress; text compresses about 4x
 
 
 def fetch_http(url: str, part: Path, progress: bool = True) -> None:
@@ -65,12 +76,22 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_part(part: Path) -> None:
+    """Refuse a partial download that is not the start of a zip (an HTML error page, say): resuming would never fix it."""
+    with part.open("rb") as f:
+        head = f.read(64)
+    if head and not head.startswith(ZIP_MAGIC[0][: len(head)]) and not head.startswith(ZIP_MAGIC[1][: len(head)]):
+        looks = "an HTML page (quota or login page?)" if b"<" in head[:16] else "not a zip archive"
+        raise LabError(f"{part} is {looks}, so it cannot be resumed; delete it and download again (or pass --url MIRROR)")
+
+
 def verify_archive(path: Path, sha256: str = "") -> None:
     """Check the whole-file hash (if known) and every member's CRC-32."""
     if sha256 and sha256_of(path) != sha256.lower():
         raise LabError(f"{path} does not match the expected sha256; delete it and download again")
     try:
         with zipfile.ZipFile(path) as zf:
+            check_sizes(zf, path.stat().st_size, path.parent)
             bad = zf.testzip()
     except zipfile.BadZipFile:
         raise LabError(f"{path} is not a complete zip archive; run the command again to resume the download") from None
@@ -78,19 +99,40 @@ def verify_archive(path: Path, sha256: str = "") -> None:
         raise LabError(f"{path} is corrupted ({bad} fails its CRC check); delete it and download again")
 
 
+def check_sizes(zf: zipfile.ZipFile, archive_bytes: int, dest: Path) -> None:
+    """Refuse to extract what is too big, expands suspiciously (a zip bomb) or does not fit on the disk."""
+    total = sum(member.file_size for member in zf.infolist())
+    name = zf.filename
+    if total > MAX_EXTRACT_BYTES:
+        raise LabError(f"{name} would extract to {total / 2**30:.1f} GiB, over the {MAX_EXTRACT_BYTES / 2**30:.0f} GiB limit; not extracting")
+    if total > MAX_RATIO * max(archive_bytes, 1):
+        raise LabError(f"{name} would expand {total / max(archive_bytes, 1):.0f}x ({total / 2**20:.0f} MiB), a zip bomb, not a data set; not extracting")
+    free = shutil.disk_usage(dest).free
+    if total > free:
+        raise LabError(f"{name} needs {total / 2**20:.0f} MiB to extract but {dest} has {free / 2**20:.0f} MiB free")
+
+
 def download_flowers(dest: str | Path, url: str = "", sha256: str = "", progress: bool = True) -> Path:
     """Download (resuming), verify and extract the Flowers archive into `dest`; returns `dest`."""
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not dest.is_dir():
+        raise LabError(f"--dest {dest} is a file; give a folder to download into")
     archive, part = dest / ARCHIVE, dest / f"{ARCHIVE}.part"
-    if not archive.exists():
-        fetch_http(url, part, progress) if url else fetch_gdrive(GDRIVE_ID, part)
-        verify_archive(part, sha256)
-        os.replace(part, archive)
-    else:
-        verify_archive(archive, sha256)
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        if not archive.exists():
+            if part.is_file():
+                check_part(part)
+            fetch_http(url, part, progress) if url else fetch_gdrive(GDRIVE_ID, part)
+            check_part(part)
+            verify_archive(part, sha256)
+            os.replace(part, archive)
+        else:
+            verify_archive(archive, sha256)
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(dest)
+    except OSError as e:  # disk full, no permission, a connection dropped mid-download (requests errors are OSErrors)
+        raise LabError(f"{e.filename or dest}: {(e.strerror or str(e)).splitlines()[0]}; fix that and run the command again to resume") from None
     return dest
 
 

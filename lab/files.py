@@ -1,33 +1,89 @@
-"""Writing files so that an interruption never leaves a half-written one.
+"""Writing files so that an interruption never leaves a half-written one, and reading caches back.
 
 Every file the lab writes for later (checkpoints, caches, run config, plots)
 goes through `atomic_write`: write to a temp name beside the target, then
-rename, which is atomic on one file system.
+rename, which is atomic on one file system. A failed write (disk full, no
+permission) removes its temp file, leaves the old target untouched and ends as
+one `LabError` naming the target.
+
+Caches are only shortcuts, so `load_cache` treats an unreadable or foreign
+cache file as missing: it says so in one line, deletes it, and the caller
+rebuilds it. A damaged cache never gives a traceback or a silently wrong result.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+
+from .errors import LabError
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(temp_path)`, then rename onto `path`: an interrupted write never leaves a broken file.
 
     The temp name keeps the suffix, for writers that pick the format from it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:  # also Ctrl-C: never leave the temp file behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise LabError(f"cannot write {path}: {e.strerror or e} (any previous version of it is unchanged)") from None
+        raise
 
 
 def atomic_save(obj: object, path: Path) -> None:
-    """torch.save, atomically."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save, atomically. Through a Python file object, so a full disk raises OSError
+    (torch.save to a path reports it as an opaque RuntimeError)."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            torch.save(obj, f)
+
+    atomic_write(path, write)
 
 
 def write_json(obj: dict, path: Path) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
+
+
+def _reason(error: Exception) -> str:
+    """A short, one-line account of why a file could not be read."""
+    first = (str(error).strip().splitlines() or [""])[0][:120]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def read_torch(path: Path, what: str, hint: str = "") -> Any:
+    """torch.load (weights only, onto the CPU) with a one-line `LabError` naming `path` when it is damaged."""
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # truncated, empty, garbage or foreign files raise many types
+        raise LabError(f"{path} is not a readable {what} ({_reason(e)}){hint}") from None
+
+
+def load_cache(path: Path, valid: Callable[[Any], bool] = lambda blob: True) -> Any:
+    """The object cached at `path`, or None when there is none or it cannot be used (then it is deleted).
+
+    `valid(blob)` checks the content fits what the caller expects; it may also raise."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True, map_location="cpu")
+        reason = "" if valid(blob) else "unexpected content"
+    except Exception as e:  # truncated, empty, garbage or foreign files raise many types
+        reason = _reason(e)
+    if not reason:
+        return blob
+    print(f"note: ignoring cache file {path} ({reason}); rebuilding it", file=sys.stderr)
+    try:
+        path.unlink()
+    except OSError:  # a folder or an unwritable file: the rebuilt cache's write will say so
+        pass
+    return None

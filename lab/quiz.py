@@ -218,6 +218,12 @@ UI = {
 
 ANSWER = re.compile(r"(\d+)\s*[.):=-]?\s*([a-zA-Z])(?![a-zA-Z])")
 SEPARATORS = re.compile(r"[\s,;]*")
+ECHO_CHARS = 20  # how much of a bad token an error message repeats
+
+
+def _cut(token: str) -> str:
+    """A bad token as an error message may show it: a pasted 10 MB blob must not come back in full."""
+    return token if len(token) <= ECHO_CHARS else token[:ECHO_CHARS] + "..."
 
 
 def parse_answers(text: str) -> dict[int, str]:
@@ -229,10 +235,11 @@ def parse_answers(text: str) -> dict[int, str]:
     while pos < len(text):
         match = ANSWER.match(text, pos)
         if not match:
-            raise LabError(f"cannot read '{text[pos:].split()[0]}'; write each answer as question number + letter, e.g. '1a 2c 3b'")
-        number, letter = int(match[1]), match[2].lower()
-        if not 1 <= number <= len(QUESTIONS):
-            raise LabError(f"there is no question {number}; the quiz has questions 1-{len(QUESTIONS)}")
+            raise LabError(f"cannot read '{_cut(text[pos:].split()[0])}'; write each answer as question number + letter, e.g. '1a 2c 3b'")
+        digits, letter = match[1].lstrip("0") or "0", match[2].lower()
+        if len(digits) > 2 or not 1 <= int(digits) <= len(QUESTIONS):  # int() of thousands of digits would raise
+            raise LabError(f"there is no question {_cut(match[1])}; the quiz has questions 1-{len(QUESTIONS)}")
+        number = int(digits)
         if letter not in LETTERS:
             raise LabError(f"question {number}: '{letter}' is not an option; choose a, b, c or d")
         if number in answers:
@@ -245,10 +252,13 @@ def parse_answers(text: str) -> dict[int, str]:
 def read_answers(arg: str) -> str:
     """The answer string itself, or the contents of the file it names."""
     path = Path(arg)
-    if path.is_file():
-        return path.read_text(encoding="utf-8", errors="replace")
+    try:
+        if path.is_file():
+            return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # a name too long to be a file is an answer string
+        pass
     if os.sep in arg or arg.endswith(".txt"):
-        raise LabError(f"answer file not found: {arg}")
+        raise LabError(f"answer file not found or unreadable: {_cut(arg)}")
     return arg
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from .errors import LabError
+
 PETAL_COLOURS = {
     "red": (210, 30, 40),
     "yellow": (240, 210, 40),
@@ -93,25 +95,47 @@ def random_attributes(rng: random.Random) -> dict:
     return {"petal_colour": petal, "centre_colour": centre, "petals": rng.choice(list(COUNT_WORDS)), "shape": rng.choice(SHAPES)}
 
 
-def generate(root: str | Path, n: int = 512, size: int = 128, seed: int = 0, progress: bool = True) -> Path:
-    """Write `n` synthetic flowers to `root` in the cvpr2016 layout; returns `root`."""
+MIN_SIZE = 16  # smaller flowers lose their petals
+
+
+def check_destination(root: Path, n: int, size: int, force: bool) -> None:
+    """Refuse settings that cannot work and a destination holding anything already: the files
+    are named `image_XXXXX` like Oxford-102's, so drawing into a data set would overwrite it."""
+    if n < 1:
+        raise LabError(f"--n must be at least 1, got {n}")
+    if size < MIN_SIZE:
+        raise LabError(f"--size must be at least {MIN_SIZE} pixels, got {size}")
+    if root.exists() and not root.is_dir():
+        raise LabError(f"{root} is a file; give a folder to draw the synthetic flowers into")
+    if root.is_dir() and any(root.iterdir()) and not force:
+        raise LabError(f"{root} is not empty; its files could be overwritten: choose an empty folder or pass --force")
+
+
+def generate(root: str | Path, n: int = 512, size: int = 128, seed: int = 0, progress: bool = True, force: bool = False) -> Path:
+    """Write `n` synthetic flowers to `root` in the cvpr2016 layout; returns `root`.
+
+    `root` must be empty or missing unless `force` (then same-named files are overwritten)."""
     from tqdm import tqdm
 
     root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "captions").mkdir(exist_ok=True)
+    check_destination(root, n, size, force)
     rng = random.Random(seed)
     attributes = {}
-    for i in tqdm(range(n), desc="drawing synthetic flowers", disable=not progress, unit="img"):
-        name = f"image_{i + 1:05d}"
-        attrs = random_attributes(rng)
-        draw_flower(attrs, size, rng).save(root / "images" / f"{name}.jpg", quality=92)
-        (root / "captions" / f"{name}.txt").write_text("\n".join(captions_for(attrs)) + "\n")
-        attributes[name] = attrs
-    (root / "attributes.json").write_text(json.dumps(attributes, indent=1))
+    try:
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "captions").mkdir(exist_ok=True)
+        for i in tqdm(range(n), desc="drawing synthetic flowers", disable=not progress, unit="img"):
+            name = f"image_{i + 1:05d}"
+            attrs = random_attributes(rng)
+            draw_flower(attrs, size, rng).save(root / "images" / f"{name}.jpg", quality=92)
+            (root / "captions" / f"{name}.txt").write_text("\n".join(captions_for(attrs)) + "\n")
+            attributes[name] = attrs
+        (root / "attributes.json").write_text(json.dumps(attributes, indent=1))
+    except OSError as e:  # disk full, no permission, a file where a folder should be
+        raise LabError(f"cannot write the synthetic flowers into {root}: {e.strerror or e}") from None
     return root
 
 
 def main(args) -> None:
-    """`lab data synthetic DEST`."""
-    print(generate(args.dest, args.n, args.size, args.seed))
+    """`lab data synthetic DEST [--force]`."""
+    print(generate(args.dest, args.n, args.size, args.seed, force=args.force))
