@@ -1,10 +1,9 @@
 """Training throughput of `lab train` against the original tutorial's loop, on the same data, in one run.
 
-The tutorial loop, re-implemented faithfully: a Dataset that opens and resizes
-each JPEG with PIL on every access (and, in one variant, encodes each caption
-with the sentence encoder on every access), no wrong images, and a generator
-step that runs D on the real images a second time for feature matching.
-Both loops use the same DCGAN networks, image size, batch size and data.
+The tutorial loop (`benchmarks/tutorial.py`): PIL decode and resize per item,
+captions encoded per item or looked up pre-encoded, and, to compare at the
+same algorithm, the lab's GAN-CLS step (wrong images included) on that same
+data path. All loops use the same DCGAN networks, image size, batch and data.
 
     python benchmarks/train_throughput.py [--data DIR] [--images 256] [--steps 6] [--encoder mpnet]
 """
@@ -16,73 +15,14 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
+from tutorial import TutorialDataset, train_tutorial, tutorial_config
 
 from lab.captions import load_captions
-from lab.config import ExperimentConfig
-from lab.models import build_parts, load_encoder
+from lab.config import ExperimentConfig, apply
+from lab.data import embed_texts
+from lab.models import load_encoder
 from lab.synthetic import generate
 from lab.train import Trainer
-
-
-class TutorialDataset(Dataset):
-    """As in the tutorial: PIL decode + resize per item; optionally encode the caption per item."""
-
-    def __init__(self, root: Path, size: int, n: int, encoder=None, embeddings=None):
-        self.items = load_captions(root).items[:n]
-        self.encoder, self.embeddings = encoder, embeddings
-        self.transform = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)])
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        image = self.transform(Image.open(self.items[i].image_path).convert("RGB"))
-        text = self.items[i].captions[0]
-        embedding = self.encoder.encode([text])[0] if self.encoder else self.embeddings[i]
-        return image, embedding
-
-
-def tutorial_loop(config: ExperimentConfig, dataset: TutorialDataset, steps: int) -> float:
-    torch.manual_seed(0)
-    g, d, _ = build_parts(config, text_dim=dataset.embeddings.shape[1])
-    opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True)
-    done, start = 0, None
-    while done < steps + 1:
-        for real, emb in loader:
-            if done == 1:
-                start, seen = time.perf_counter(), 0  # first step is warm-up
-            noise = torch.randn(len(real), config.noise_dim)
-            fake = g(noise, emb)
-            real_logits, _ = d(real, emb)
-            fake_logits, _ = d(fake.detach(), emb)
-            d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + F.binary_cross_entropy_with_logits(
-                fake_logits, torch.zeros_like(fake_logits)
-            )
-            opt_d.zero_grad()
-            d_loss.backward()
-            opt_d.step()
-            fake_logits, fake_features = d(fake, emb)
-            _, real_features = d(real, emb)  # D on real images a second time
-            g_loss = (
-                F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-                + config.feature_weight * F.mse_loss(fake_features.mean(0), real_features.detach().mean(0))
-                + config.l1_weight * F.l1_loss(fake, real)
-            )
-            opt_g.zero_grad()
-            g_loss.backward()
-            opt_g.step()
-            done += 1
-            if done > 1:
-                seen += len(real)
-            if done == steps + 1:
-                break
-    return seen / (time.perf_counter() - start)
 
 
 def lab_loop(config: ExperimentConfig, run_dir: Path, steps: int) -> float:
@@ -113,16 +53,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         root = Path(args.data) if args.data else generate(tmp / "flowers", args.images, args.source_size, progress=False)
-        config = ExperimentConfig(
-            data_dir=str(root), encoder=args.encoder, image_size=args.image_size, width=args.width, batch_size=args.batch_size,
-            split="all", max_images=args.images, cache_dir=str(tmp / "cache"), out_dir=str(tmp / "run"),
-        )
+        config = apply(ExperimentConfig(), {
+            "data_dir": str(root), "encoder": args.encoder, "image_size": args.image_size, "generator.width": args.width,
+            "discriminator.width": args.width, "batch_size": args.batch_size, "split": "all", "max_images": args.images,
+            "cache_dir": str(tmp / "cache"), "out_dir": str(tmp / "run"),
+        })
+        config = tutorial_config(config)
         encoder = load_encoder(config)
-        captions = [it.captions[0] for it in load_captions(root).items[: args.images]]
-        embeddings = encoder.encode(captions)
+        items = load_captions(root).items[: args.images]
+        texts = [it.captions[0] for it in items]
+        items = [type(it)(it.image_path, it.captions[:1], it.label) for it in items]  # one caption per image, as `captions = "first"`
+        embeddings = dict(zip(texts, embed_texts(encoder, texts, tmp / "cache", progress=False)))
+
+        def tutorial(**kwargs) -> float:
+            dataset = TutorialDataset(items, args.image_size, embeddings, **kwargs)
+            return train_tutorial(config, dataset, encoder.dim, steps=args.steps)[1]
+
         results = {
-            "tutorial, text re-encoded per item": tutorial_loop(config, TutorialDataset(root, args.image_size, args.images, encoder, embeddings), args.steps),
-            "tutorial, text pre-encoded": tutorial_loop(config, TutorialDataset(root, args.image_size, args.images, None, embeddings), args.steps),
+            "tutorial, text re-encoded per item": tutorial(encoder=encoder),
+            "tutorial, text pre-encoded": tutorial(),
+            "tutorial data path, lab's algorithm": tutorial(wrong_images=True),
             "lab train": lab_loop(config, tmp / "run", args.steps),
         }
     source = args.data or f"{args.images} synthetic {args.source_size}px JPEGs"

@@ -24,6 +24,7 @@ from .checkpoint import Run
 from .errors import LabError
 from .evaluate import EVAL_JSON, summary_rows
 from .pipeline import Pipeline, validate_caption
+from .sweep import LEADERBOARD
 from .pixels import to_pil
 
 MAX_IMAGES = 8
@@ -85,10 +86,25 @@ def check_request(caption: str, seed: float, count: float) -> tuple[str, int, in
     return caption, int(seed), int(count)
 
 
+def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(run directories, sweep folders): a `lab sweep` folder stands for its runs, in leaderboard order."""
+    runs, sweeps = [], []
+    for path in map(Path, paths):
+        board = path / LEADERBOARD
+        if board.is_file():
+            sweeps.append(path)
+            runs += [path / row["variant"] for row in json.loads(board.read_text())["rows"]]
+        else:
+            runs.append(path)
+    return runs, sweeps
+
+
 def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
-    """The comparison page for `run_dirs`; its generate endpoint is `/generate` (caption, seed, count)."""
+    """The comparison page for `run_dirs` (runs, or sweep folders standing for their runs plus a Leaderboard tab);
+    its generate endpoint is `/generate` (caption, seed, count)."""
     if not run_dirs:
         raise LabError("give at least one run directory")
+    run_dirs, sweeps = expand_sweeps(run_dirs)
     encoders: dict = {}  # runs with the same encoder share one instance
     pipes = [Pipeline.from_run(d, device, encoders) for d in run_dirs]
     runs = [pipe.run for pipe in pipes]
@@ -116,6 +132,10 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
                         )
             button.click(generate, [caption, seed, count], galleries, api_name="generate")
             caption.submit(generate, [caption, seed, count], galleries, api_name=False)
+        for folder in sweeps:
+            with gr.Tab(f"Leaderboard: {folder.name}"):
+                gr.Markdown((folder / "leaderboard.md").read_text().split("\n\n![leaderboard]")[0])
+                gr.Image(str(folder / "leaderboard.png"), label="leaderboard", interactive=False)
         with gr.Tab("Training"):
             with gr.Row(equal_height=False):
                 for run in runs:

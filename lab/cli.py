@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=_run("lab.evaluate:main"))
 
+    p = sub.add_parser("sweep", help="train and evaluate a grid of variants with one budget and protocol; writes a leaderboard")
+    p.add_argument("config", help="sweep file: [base] config, [eval] protocol, [variants.NAME] overrides (see configs/sweep.toml)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run just these variants (the leaderboard still lists every evaluated one)")
+    p.add_argument("--reference", default="", metavar="NAME", help="variant the FID ratios are taken against (e.g. tutorial)")
+    p.add_argument("--force", action="store_true", help="retrain variants whose settings changed (their old runs are deleted)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run("lab.sweep:main"))
+
     p = sub.add_parser("compare", help="Gradio page: several runs side by side on the same caption and noise")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `lab train`")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the page to other machines")

@@ -69,6 +69,7 @@ class ExperimentConfig:
     image_size: int = 64  # one setting that G, D and the image cache all follow
     # optimisation
     epochs: int = 5
+    time_limit: float = 0.0  # minutes of training (set-up excluded) after which the run ends early; 0 = none
     batch_size: int = 64
     lr: float = 2e-4  # G's learning rate, and D's unless lr_d is set
     lr_d: float = 0.0  # D's learning rate; 0 = same as lr
@@ -103,6 +104,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "synthetic_images": (lambda v: v >= 2, "at least 2"),
     "image_size": (lambda v: v >= 16 and v & (v - 1) == 0, "a power of two, at least 16"),
     "epochs": (lambda v: v >= 1, "at least 1"),
+    "time_limit": (lambda v: math.isfinite(v) and v >= 0, "0 (no limit) or a number of minutes"),
     "batch_size": (lambda v: v >= 2, "at least 2 (batch norm needs two images)"),
     "lr": (lambda v: math.isfinite(v) and v > 0, "a positive number"),
     "lr_d": (lambda v: math.isfinite(v) and v >= 0, "0 (same as lr) or a positive number"),

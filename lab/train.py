@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from .interfaces import LossRecipe
 from .models import build_parts, load_encoder
 from .pipeline import Pipeline
 from .plots import caption_grid, save_loss_plot
+from .runlock import run_lock
 
 SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
 
@@ -181,7 +182,7 @@ class Trainer:
         self.dataset.generator = self.rng
         self.rng_snapshot = self._rng_states()  # the RNGs as they were after the last completed step
         self.stop_requested = False
-        self.epoch, self.step, self.sums, self.history = 0, 0, {}, []
+        self.epoch, self.step, self.sums, self.history, self.train_seconds, self.ema_updates = 0, 0, {}, [], 0.0, 0
         self.sample_texts = self._sample_captions()
         if resume:
             self._restore(self.encoder.dim)
@@ -208,7 +209,10 @@ class Trainer:
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        decay = self.config.ema
+        """Average G's weights over steps. The decay warms up ((1+n)/(10+n) until it reaches `ema`), so a short
+        run's average is not dominated by the random weights it started from."""
+        self.ema_updates += 1
+        decay = min(self.config.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
         for averaged, live in zip(self.ema.parameters(), self.generator.parameters()):
             averaged.lerp_(live, 1 - decay)
         for averaged, live in zip(self.ema.buffers(), self.generator.buffers()):
@@ -242,6 +246,7 @@ class Trainer:
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
+            "ema_updates": self.ema_updates,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": rng_states,
@@ -249,6 +254,7 @@ class Trainer:
             "step": self.step,
             "sums": dict(self.sums),
             "history": list(self.history),
+            "train_seconds": self.train_seconds,
             "world": self.dist.world,
             "image_size": self.config.image_size,
         }
@@ -272,6 +278,7 @@ class Trainer:
             for group in opt.param_groups:  # a --lr given on resume applies from here on
                 group["lr"] = lr
         self.epoch, self.step, self.sums, self.history = state["epoch"], state["step"], state["sums"], state["history"]
+        self.train_seconds, self.ema_updates = state["train_seconds"], state["ema_updates"]
         if self.dist.main:
             self.write_metrics()
         if state["world"] == self.dist.world:
@@ -309,11 +316,15 @@ class Trainer:
         return terms
 
     def run(self) -> None:
-        while self.epoch < self.config.epochs:
+        """Train until `epochs`, or until `time_limit` minutes of training steps have passed (the epoch then ends early).
+
+        Time spent is checkpointed, so a resumed run gets only what is left of its budget."""
+        while self.epoch < self.config.epochs and not self._time_is_up():
             batches = self.batches()
             bar = tqdm(total=len(batches), initial=self.step, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=not self.progress, unit="batch")
             start, seen = time.perf_counter(), 0
             while self.step < len(batches):
+                step_start = time.perf_counter()
                 terms = self.train_batch(batches[self.step])
                 bad = [k for k, v in terms.items() if not math.isfinite(v)]
                 if bad:
@@ -326,13 +337,27 @@ class Trainer:
                     self.sums[k] = self.sums.get(k, 0.0) + v
                 seen += len(batches[self.step])
                 self.step += 1
+                self.train_seconds += time.perf_counter() - step_start
                 self.rng_snapshot = self._rng_states()
                 bar.update(1)
                 bar.set_postfix(d=f"{terms['d_loss']:.3f}", g=f"{terms['g_loss']:.3f}")
                 if self.stop_requested:
                     raise KeyboardInterrupt
+                if self._time_is_up():
+                    break
             bar.close()
-            self._end_epoch(len(batches), seen * self.dist.world / max(time.perf_counter() - start, 1e-9))
+            self._end_epoch(self.step, seen * self.dist.world / max(time.perf_counter() - start, 1e-9))
+        if self._time_is_up() and self.dist.main:
+            print(f"time limit of {self.config.time_limit:g} min reached after {self.epoch} epoch(s)", file=sys.stderr)
+
+    def _time_is_up(self) -> bool:
+        """Whether `time_limit` is spent; rank 0's clock decides, so DDP ranks stop at the same step."""
+        if not self.config.time_limit:
+            return False
+        up = torch.tensor(float(self.train_seconds >= self.config.time_limit * 60))
+        if self.dist.world > 1:
+            dist.broadcast(up, 0)
+        return bool(up)
 
     def _end_epoch(self, steps: int, images_per_s: float) -> None:
         means = {k: v / max(steps, 1) for k, v in self.sums.items()}
@@ -343,9 +368,10 @@ class Trainer:
         self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
         self.history.append({"epoch": self.epoch, **{k: round(v, 6) for k, v in means.items()}, "images_per_s": round(images_per_s, 1)})
         self.save()  # metrics.jsonl is written from the checkpoint's history, so a kill in between never duplicates a line
+        last = self.epoch == self.config.epochs or self._time_is_up()
         if self.dist.main:
             self.write_metrics()
-            if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
+            if self.epoch % self.config.sample_every == 0 or last:
                 self.save_samples()
 
     def write_metrics(self) -> None:
@@ -388,18 +414,20 @@ def train(config: ExperimentConfig, resume: str | Path | None = None, progress: 
     run_dir = Path(resume) if resume else Path(config.out_dir)
     if not resume and (run_dir / "checkpoint.pt").exists():
         raise LabError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out_dir")
-    trainer = Trainer(config, run_dir, resume=bool(resume), progress=progress)
-    try:
-        with stop_between_steps(trainer):
-            trainer.run()
-    except KeyboardInterrupt:
-        trainer.save()
-        if trainer.dist.main:
-            print(f"\ninterrupted at epoch {trainer.epoch + 1} step {trainer.step}; saved. Continue with: lab train --resume {run_dir}", file=sys.stderr)
-        raise
-    finally:
-        if trainer.dist.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+    # One process per run directory; under torchrun, rank 0 holds the lock for the job.
+    with run_lock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+        trainer = Trainer(config, run_dir, resume=bool(resume), progress=progress)
+        try:
+            with stop_between_steps(trainer):
+                trainer.run()
+        except KeyboardInterrupt:
+            trainer.save()
+            if trainer.dist.main:
+                print(f"\ninterrupted at epoch {trainer.epoch + 1} step {trainer.step}; saved. Continue with: lab train --resume {run_dir}", file=sys.stderr)
+            raise
+        finally:
+            if trainer.dist.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
     return run_dir
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 import lab.download as download
 from lab.captions import load_captions
 from lab.checkpoint import CHECKPOINT, CONFIG, GENERATOR_WEIGHTS, load_checkpoint, load_run, read_run_config
-from lab.config import ExperimentConfig, read_file
+from lab.config import read_file
 from lab.data import decode_image, embed_texts, load_images
 from lab.errors import LabError
 from lab.files import atomic_save, atomic_write, load_cache
@@ -32,7 +32,7 @@ from lab.quiz import parse_answers, read_answers
 from lab.runlock import run_lock
 from lab.synthetic import generate
 
-from .conftest import ROOT, run_lab
+from tests.helpers import ROOT, run_lab
 
 
 # --- files that must be refused in one line naming them ------------------------------------------
@@ -40,7 +40,7 @@ from .conftest import ROOT, run_lab
 def _run_dir(tmp_path: Path, config_bytes: bytes | None = None, checkpoint: bytes | None = None, weights: bytes | None = None) -> Path:
     run = tmp_path / "run"
     run.mkdir()
-    good = json.dumps({"config": {"width": 8}, "text_dim": 384}).encode()
+    good = json.dumps({"config": {"generator": {"name": "dcgan", "width": 8}}, "text_dim": 384}).encode()
     (run / CONFIG).write_bytes(good if config_bytes is None else config_bytes)
     if checkpoint is not None:
         (run / CHECKPOINT).write_bytes(checkpoint)
@@ -77,7 +77,7 @@ BAD_FILES = {
     # a run's config.json
     "run config not json": (lambda t: _run_dir(t, b'{"config": {'), read_run_config, r"run/config\.json is damaged \(JSONDecodeError"),
     "run config a list": (lambda t: _run_dir(t, b"[]"), read_run_config, r"run/config\.json must hold"),
-    "run config bad key": (lambda t: _run_dir(t, b'{"config": {"widht": 8}, "text_dim": 384}'), read_run_config, r"run/config\.json: unknown config key\(s\): widht"),
+    "run config bad key": (lambda t: _run_dir(t, b'{"config": {"widht": 8}, "text_dim": 384}'), read_run_config, r"run/config\.json: unknown config key 'widht'"),
     "run config utf-16": (lambda t: _run_dir(t, '{"config": {}, "text_dim": 3}'.encode("utf-16")[:7]), read_run_config, r"run/config\.json is damaged"),
     # checkpoints and generator weights
     "checkpoint empty": (lambda t: _run_dir(t, checkpoint=b""), load_checkpoint, r"run/checkpoint\.pt is not a readable checkpoint \(EOFError\); restore a copy"),

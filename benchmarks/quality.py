@@ -1,0 +1,101 @@
+"""The quality benchmark: does the lab make images that follow their captions, and better than the tutorial did?
+
+On the synthetic flowers, one run, in order:
+1. the original tutorial's loop (`benchmarks/tutorial.py`, pre-encoded captions)
+   trained for the same wall-clock time as every sweep entry, saved as a run;
+2. every variant of the sweep file (`lab sweep`, same data, seed, budget);
+3. the README's main job (`configs/quick.toml`) exactly as a user runs it;
+each scored by `lab eval` with one protocol, then one leaderboard with every
+FID as a ratio to the tutorial's, and the README targets checked.
+
+    python benchmarks/quality.py [--sweep configs/sweep.toml] [--main configs/quick.toml] [--only NAME ...]
+
+Runs already trained and evaluated under the sweep folder are reused, so an
+interrupted benchmark continues where it stopped (delete the folder to redo).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tutorial import TutorialDataset, save_as_run, train_tutorial, tutorial_config
+
+from lab import config as config_lib
+from lab.captions import load_captions
+from lab.checkpoint import load_checkpoint
+from lab.data import embed_texts, ensure_data, split_indices
+from lab.evaluate import EVAL_JSON, evaluate
+from lab.models import load_encoder
+from lab.sweep import collect, read_sweep, sample_grid, sweep, write_leaderboard
+from lab.train import train
+
+TARGETS = {"petal_colour": 0.97, "centre_colour": 0.90, "petal_shape": 0.85, "petal_count": 0.50, "diversity": 0.5, "fid_vs_reference": 2.0}
+
+
+def run_tutorial(base, out_dir: Path, eval_settings: dict) -> None:
+    """The tutorial's loop for `base.time_limit` minutes on the base config's train split, evaluated like the variants."""
+    run_dir = out_dir / "tutorial"
+    if (run_dir / EVAL_JSON).is_file():
+        return
+    config = tutorial_config(config_lib.apply(base, {"out_dir": str(run_dir)}))
+    encoder = load_encoder(config)
+    captions = load_captions(ensure_data(config), config.captions)
+    items = [captions.items[i] for i in split_indices(len(captions.items), "train")]
+    texts = [t for it in items for t in it.captions]
+    embeddings = dict(zip(texts, embed_texts(encoder, texts, Path(config.cache_dir))))
+    dataset = TutorialDataset(items, config.image_size, embeddings, seed=config.seed)
+    print(f"== tutorial == {config.time_limit:g} min of the tutorial's loop", flush=True)
+    generator, rate, steps = train_tutorial(config, dataset, encoder.dim, seconds=config.time_limit * 60, warmup=0)
+    save_as_run(generator, config, encoder.dim, run_dir, steps)
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": round(steps * config.batch_size / len(dataset), 2), "images_per_s": round(rate, 1)}) + "\n")
+    evaluate(run_dir, device=config.device, **eval_settings)
+    sample_grid(run_dir, eval_settings["seed"])
+
+
+def run_main_job(path: str, out_dir: Path, eval_settings: dict) -> float | None:
+    """The README's main job as written (its own epochs), timed; returns its training minutes."""
+    config = config_lib.load(path, [f"--out_dir={out_dir / 'main-job'}"])
+    run_dir = Path(config.out_dir)
+    if (run_dir / EVAL_JSON).is_file():
+        return None
+    print(f"== main-job == {path}", flush=True)
+    train(config, resume=run_dir if (run_dir / "checkpoint.pt").is_file() else None)
+    minutes = load_checkpoint(run_dir)["train_seconds"] / 60
+    evaluate(run_dir, device=config.device, **eval_settings)
+    sample_grid(run_dir, eval_settings["seed"])
+    return minutes
+
+
+def check_targets(rows: list[dict]) -> None:
+    main = next((r for r in rows if r["variant"] == "main-job"), None)
+    if main is None:
+        return
+    print("\nREADME main job against the targets:")
+    for key, target in TARGETS.items():
+        value = main.get(key)
+        shown = "-" if value is None else f"{value:.3f}"
+        print(f"  {key:18s} {shown:>7} (target >= {target})  {'ok' if value is not None and value >= target else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", default="configs/sweep.toml")
+    parser.add_argument("--main", default="configs/quick.toml", help="the README's main job config")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="sweep variants to run (tutorial and main job always run)")
+    args = parser.parse_args()
+
+    out_dir, eval_settings, base, _ = read_sweep(args.sweep)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_tutorial(base, out_dir, eval_settings)
+    minutes = run_main_job(args.main, out_dir, eval_settings)
+    sweep(args.sweep, args.only, reference="tutorial")
+    board = write_leaderboard(out_dir, collect(out_dir), reference="tutorial")
+    print(board.read_text().split("\n\n![leaderboard]")[0])
+    if minutes is not None:
+        print(f"\nmain job trained in {minutes:.1f} min (set-up excluded)")
+    check_targets(json.loads((out_dir / "leaderboard.json").read_text())["rows"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""`lab sweep CONFIG`: train a grid of variants on the same data, seed and budget, evaluate each the same way, rank them.
+
+A sweep file holds a `[base]` experiment config, the budget every variant
+gets (`time_limit` minutes of training and/or `epochs`, in `[base]`), the
+evaluation protocol and one `[variants.NAME]` table of overrides per variant:
+
+    out_dir = "runs/sweep"
+    [eval]
+    n = 300
+    [base]
+    time_limit = 5.0
+    [variants.gan-cls]
+    loss = "gan-cls"
+    [variants.hinge-magp]
+    loss = "hinge-magp"
+    discriminator = {norm = "none"}
+
+Each variant trains into `out_dir/NAME`, then is scored by `lab eval` with one
+protocol. The leaderboard (`leaderboard.md`, `leaderboard.png`,
+`leaderboard.json`, and a sample grid per variant) is rewritten after each
+variant. Nothing is lost on interruption: an unfinished run resumes with what
+is left of its budget, and a finished, evaluated one is not redone. A
+variant whose settings changed since its run is refused unless `--force`.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import config as config_lib
+from .checkpoint import CHECKPOINT, CONFIG
+from .config import ExperimentConfig
+from .errors import LabError
+from .evaluate import EVAL_JSON, evaluate
+from .files import atomic_write, write_json
+from .pipeline import Pipeline
+from .plots import caption_grid
+
+SWEEP_KEYS = {"out_dir", "eval", "base", "variants"}
+EVAL_DEFAULTS = {"n": 300, "seed": 0, "split": "test", "batch_size": 64}
+LEADERBOARD = "leaderboard.json"
+GRID = "sweep_samples.png"
+GRID_CAPTIONS = [
+    "this flower has five round red petals and a yellow center.",
+    "this flower has eight pointed blue petals and a black center.",
+    "this flower has four round white petals and a green center.",
+    "this flower has six pointed orange petals and a brown center.",
+]
+ATTRIBUTES = ("petal_colour", "centre_colour", "petal_count", "petal_shape")
+
+
+def read_sweep(path: str | Path) -> tuple[Path, dict[str, Any], ExperimentConfig, dict[str, ExperimentConfig]]:
+    """(output folder, evaluation settings, base config, variant name -> full config), all checked before anything runs."""
+    spec = config_lib.read_file(path)
+    unknown = sorted(set(spec) - SWEEP_KEYS)
+    if unknown:
+        raise LabError(f"{path}: unknown sweep key(s) {', '.join(unknown)}; a sweep has {', '.join(sorted(SWEEP_KEYS))}")
+    variants = spec.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        raise LabError(f"{path}: no [variants.NAME] tables; a sweep needs at least one variant")
+    eval_settings = {**EVAL_DEFAULTS, **spec.get("eval", {})}
+    if set(eval_settings) - set(EVAL_DEFAULTS):
+        raise LabError(f"{path}: unknown [eval] key(s) {', '.join(sorted(set(eval_settings) - set(EVAL_DEFAULTS)))}")
+    out_dir = Path(spec.get("out_dir", "runs/sweep"))
+    base = config_lib.apply(ExperimentConfig(), spec.get("base", {}))
+    configs = {}
+    for name, overrides in variants.items():
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise LabError(f"{path}: variant name '{name}' must be letters, digits, '-' or '_' (it names a folder)")
+        try:
+            configs[name] = config_lib.apply(base, {**(overrides or {}), "out_dir": str(out_dir / name)})
+        except LabError as e:
+            raise LabError(f"{path}: variant '{name}': {e}") from None
+    return out_dir, eval_settings, base, configs
+
+
+def _saved_config(run_dir: Path) -> dict | None:
+    path = run_dir / CONFIG
+    return json.loads(path.read_text())["config"] if path.is_file() else None
+
+
+def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force: bool, progress: bool) -> dict:
+    """Train (or resume) and evaluate one variant; returns its eval results."""
+    from .train import train
+
+    run_dir = Path(config.out_dir)
+    saved = _saved_config(run_dir)
+    if saved is not None and saved != config.to_dict():
+        if not force:
+            raise LabError(f"variant '{name}' changed since {run_dir} was trained; use --force to retrain it (its run is deleted)")
+        shutil.rmtree(run_dir)
+        saved = None
+    if saved is not None and (run_dir / EVAL_JSON).is_file():
+        return json.loads((run_dir / EVAL_JSON).read_text())
+    print(f"\n== {name} ==", file=sys.stderr)
+    train(config, resume=run_dir if (run_dir / CHECKPOINT).is_file() else None, progress=progress)
+    return evaluate(run_dir, progress=progress, device=config.device, **eval_settings)
+
+
+def entry(name: str, results: dict, run_dir: Path) -> dict:
+    """One leaderboard row: the numbers people compare, flat."""
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
+    accuracy = results.get("attribute_accuracy", {})
+    generated = accuracy.get("generated", {})
+    return {
+        "variant": name,
+        "run": str(run_dir),
+        "epochs": metrics[-1]["epoch"] if metrics else results.get("epoch", 0),
+        "images_per_s": metrics[-1].get("images_per_s") if metrics else None,
+        "fid": results["fid"],
+        **{a: generated.get(a) for a in (*ATTRIBUTES, "mean", "all_four")},
+        "diversity": results.get("diversity", {}).get("ratio"),
+    }
+
+
+def sample_grid(run_dir: Path, seed: int = 0) -> Path:
+    """The same captions and noise for every variant, so their grids compare at a glance."""
+    pipe = Pipeline.from_run(run_dir)
+    path = run_dir / GRID
+    atomic_write(path, caption_grid(pipe(GRID_CAPTIONS, 6, seed), GRID_CAPTIONS, 6).save)
+    return path
+
+
+def _cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if kind == "pct" else f"{value:.2f}" if kind == "float" else str(value)
+
+
+def write_leaderboard(out_dir: Path, rows: list[dict], reference: str = "") -> Path:
+    """leaderboard.json, leaderboard.md (table + grids) and leaderboard.png (bar charts), best mean attribute accuracy first.
+
+    With a `reference` variant (e.g. the tutorial's loop) each row also gets its FID ratio to it."""
+    rows = sorted(rows, key=lambda r: (-(r["mean"] or 0), r["fid"]))
+    ref = next((r for r in rows if r["variant"] == reference), None)
+    for r in rows:
+        r["fid_vs_reference"] = ref["fid"] / r["fid"] if ref and r["fid"] else None
+    write_json({"reference": reference, "rows": rows}, out_dir / LEADERBOARD)
+    columns = [("variant", "str"), ("epochs", "str"), ("images_per_s", "str"), ("fid", "float"), ("petal_colour", "pct"), ("centre_colour", "pct"),
+               ("petal_count", "pct"), ("petal_shape", "pct"), ("all_four", "pct"), ("diversity", "float")]
+    if ref:
+        columns.append(("fid_vs_reference", "float"))
+    header = [c.replace("_", " ") for c, _ in columns]
+    if ref:
+        header[-1] = f"FID {reference} / FID"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r[c], kind) for c, kind in columns) + " |" for r in rows]
+    lines += ["", "![leaderboard](leaderboard.png)", ""]
+    lines += [f"**{r['variant']}**\n\n![{r['variant']}]({r['variant']}/{GRID})\n" for r in rows if (out_dir / r["variant"] / GRID).is_file()]
+    atomic_write(out_dir / "leaderboard.md", lambda tmp: tmp.write_text("\n".join(lines)))
+    _bar_chart(rows, out_dir / "leaderboard.png")
+    return out_dir / "leaderboard.md"
+
+
+def _bar_chart(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["variant"] for r in rows]
+    panels = [("FID (lower is better)", [r["fid"] for r in rows]), ("attribute accuracy, all four", [r["all_four"] or 0 for r in rows]),
+              ("mean attribute accuracy", [r["mean"] or 0 for r in rows]), ("diversity vs real (1 = as varied)", [r["diversity"] or 0 for r in rows])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 0.45 * len(rows) + 1.5))
+    for ax, (title, values) in zip(axes, panels):
+        ax.barh(names[::-1], values[::-1], color="#4c72b0")
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90))
+    plt.close(fig)
+
+
+def collect(out_dir: Path) -> list[dict]:
+    """A row for every evaluated run under `out_dir`: the sweep's variants and any run added beside them (the tutorial's loop)."""
+    rows = []
+    for eval_path in sorted(out_dir.glob(f"*/{EVAL_JSON}")):
+        rows.append(entry(eval_path.parent.name, json.loads(eval_path.read_text()), eval_path.parent))
+    return rows
+
+
+def sweep(path: str | Path, only: list[str] | None = None, force: bool = False, progress: bool = True, reference: str = "") -> Path:
+    """Run the sweep in `path`; returns the leaderboard's Markdown file."""
+    out_dir, eval_settings, _, configs = read_sweep(path)
+    unknown = sorted(set(only or []) - set(configs))
+    if unknown:
+        raise LabError(f"no variant {', '.join(unknown)} in {path}; it has {', '.join(configs)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, config in configs.items():
+        if only and name not in only:
+            continue
+        run_variant(name, config, eval_settings, force, progress)
+        sample_grid(Path(config.out_dir), eval_settings["seed"])
+        write_leaderboard(out_dir, collect(out_dir), reference)
+    return write_leaderboard(out_dir, collect(out_dir), reference)
+
+
+def main(args) -> None:
+    """`lab sweep CONFIG [--only NAME ...] [--force]`."""
+    leaderboard = sweep(args.config, args.only, args.force, progress=not args.quiet, reference=args.reference)
+    print(leaderboard.read_text().split("\n\n![leaderboard]")[0])
+    print(f"\nwrote {leaderboard} and {leaderboard.with_suffix('.png')}")
