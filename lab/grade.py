@@ -6,8 +6,9 @@ never runs student code itself:
 - It reads the checks (`tests/grading/`) once, verifies them against the fixed
   manifest (`lab/grade_manifest.py`: exercises, checks, points, file hashes),
   and scores against that manifest: a check without a verdict scores 0.
-- It refuses files that import `solutions` (read from their syntax tree); the
-  child blocks such imports at run time as well.
+- It refuses files that import `solutions`, or the lab objects the solutions
+  re-export (read from their syntax tree); the child blocks `solutions` at run
+  time as well.
 - It runs one pytest child per exercise in a throw-away folder holding fresh
   copies of the checks and of the handed-in files, in a new process group that
   is killed as a whole when the child ends or runs past its time.
@@ -17,8 +18,9 @@ never runs student code itself:
   can verify. A child that exits early, rewrites files or patches pytest just
   leaves checks unsigned.
 
-One child per exercise (not per check) keeps a full grade near half a minute:
-each child pays about two seconds of imports, and two run at a time.
+One child per exercise (not per check) keeps a full grade at 35-55 s on two
+busy cores (measured): each child pays a few seconds of imports, two run at a
+time, and each uses one thread.
 """
 from __future__ import annotations
 
@@ -41,14 +43,14 @@ from pathlib import Path
 
 from . import grade_sandbox
 from .errors import LabError
-from .grade_child import KEY_FD, LIMITS, RECORD_FD, is_solutions, token
+from .grade_child import KEY_FD, LIMITS, MESSAGE_CHARS, RECORD_FD, is_solutions, token
 from .grade_manifest import CHECKS, SHA256
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADING_DIR = ROOT / "tests" / "grading"
 PACKAGE = "exercises"  # handed-in files are graded as this package, whatever their folder is called
 STARTUP_S = 60  # a child's allowance for imports and collection, on top of `timeout` per check
-WORKERS = 2  # children at a time; more only fight over the CPU (measured on 2 cores)
+WORKERS = 2  # children at a time: the lab's machine has 2 cores, and each child uses one thread
 POLL_S = 0.2
 MAX_RECORD_BYTES = 1 << 20  # what a child may send; more is a flood and is dropped
 CHILD_ENV_DROPPED = ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LAB_GRADE_TARGET", KEY_FD, RECORD_FD, LIMITS)
@@ -91,24 +93,45 @@ def target_folder(target: str) -> Path:
     raise LabError(f"--target {target}: no such folder")
 
 
-def solutions_use(folder: Path) -> tuple[Path, int] | None:
-    """The first Python file in `folder` that names the reference solutions in an import (or an import string), and the line."""
+def lab_answers() -> set[str]:
+    """What the reference solutions re-export from the lab (`plugins.dcgan.DCGANGenerator`, ...).
+
+    The solutions are the lab's own code, so importing one of these names is
+    handing in the answer just as surely as importing `solutions`."""
+    answers = set()
+    for path in (ROOT / "solutions").glob("ex*.py"):
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                answers.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return answers
+
+
+def _imported(node: ast.AST) -> list[str]:
+    """The dotted names a syntax node imports or spells out (import strings and attribute chains included)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # import_module("solutions..."), "module:attr" specs
+        return [node.value.strip().replace(":", ".")]
+    if isinstance(node, ast.Attribute):
+        return [ast.unparse(node)]
+    return []
+
+
+def borrowed_answer(folder: Path) -> tuple[Path, int, str] | None:
+    """The first Python file in `folder` that imports `solutions` or a name the solutions re-export: file, line, name."""
+    answers = lab_answers()
     for path in sorted(folder.rglob("*.py")):
         try:
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except (SyntaxError, ValueError):
             continue  # it cannot import anything; its checks fail with the syntax error
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):  # import_module("solutions..."), "solutions.x:Y"
-                names = [node.value.strip().split(":")[0]]
-            else:
-                continue
-            if any(is_solutions(name) for name in names):
-                return path, node.lineno
+            for name in _imported(node):
+                star = name.endswith(".*") and any(answer.startswith(name[:-1]) for answer in answers)
+                if is_solutions(name) or name in answers or star:
+                    return path, node.lineno, name
     return None
 
 
@@ -218,11 +241,11 @@ def score(name: str, run: ChildRun, key: bytes) -> ExerciseScore:
     if not collected and run.stopped_after is None:  # nothing graded has run before collection ends: the checks are broken
         errors = [r["error"] for r in records if "error" in r]
         raise LabError(f"the grading checks of {name} could not run: {'; '.join(errors[:3]) or _why(run.output)}")
-    passed = {r["passed"] for r in records if "passed" in r and hmac.compare_digest(r.get("token", ""), token(key, r["passed"]))}
+    passed = {r["passed"] for r in records if "passed" in r and hmac.compare_digest(r.get("token", "").encode(), token(key, r["passed"]).encode())}
     messages: dict[str, str] = {}
     for r in records:
-        if "failed" in r:
-            messages.setdefault(r["failed"], r.get("message", ""))
+        if "failed" in r:  # shown, never trusted: one printable line, so it cannot draw a fake table on the terminal
+            messages.setdefault(r["failed"], "".join(c if c.isprintable() else " " for c in r.get("message", ""))[:MESSAGE_CHARS])
     if run.stopped_after is not None:
         unfinished = f"not run: the exercise ran past its {run.stopped_after:.0f} s and was stopped"
     else:
@@ -251,8 +274,9 @@ def run_checks(target: str = "exercises", only: str = "", timeout: float = 60.0,
     folder = target_folder(target)
     if not any((folder / f"{name}.py").is_file() for name in names):
         raise LabError(f"{folder} holds none of the exercise files ({', '.join(f'{n}.py' for n in names)})")
-    if found := solutions_use(folder):
-        raise LabError(f"{found[0]} line {found[1]} imports `solutions`: grading needs your own code")
+    if folder != ROOT / "solutions" and (found := borrowed_answer(folder)):  # the reference itself is graded as it is
+        path, line, name = found
+        raise LabError(f"{path} line {line} imports `{name}`, a reference answer: grading needs your own code")
     handed_in = read_tree(folder)
     handed_in.setdefault("__init__.py", b"")  # a regular package, so it shadows the lab's own `exercises`
     checks = read_checks(names)
@@ -272,20 +296,25 @@ def run_checks(target: str = "exercises", only: str = "", timeout: float = 60.0,
         _write_tree(work, lab_code)
         (work / "tmp").mkdir()
         seconds = STARTUP_S + timeout * len(CHECKS[name])
-        if sandbox:
-            env = {**grade_sandbox.environment(work), LIMITS: json.dumps(grade_sandbox.limits(int(2 * seconds)))}
-        else:
-            env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROPPED}
-        env.update(PYTHONPATH=os.pathsep.join([str(work)] + ([] if sandbox else [str(ROOT)])), LAB_GRADE_TARGET=PACKAGE)
-        env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
         cmd = [*prefix, sys.executable, "-m", "pytest", f"checks/test_{name}.py", "-q", "-p", "lab.grade_child", "-p", "pytest_timeout"]
         cmd += ["-p", "no:cacheprovider", "-c", "checks/pytest.ini", "--rootdir", "checks", "--confcutdir", "checks"]
         cmd += ["--basetemp", str(work / "tmp" / "pytest"), f"--timeout={timeout:g}"]
         key = secrets.token_bytes(32)
-        return score(name, run_child(cmd, env, work, key, seconds), key)
+        return score(name, run_child(cmd, _child_env(work, sandbox, seconds), work, key, seconds), key)
 
-    with tempfile.TemporaryDirectory(prefix="lab-grade-") as tmp, ThreadPoolExecutor(WORKERS) as pool:
+    with tempfile.TemporaryDirectory(prefix="lab-grade-", ignore_cleanup_errors=True) as tmp, ThreadPoolExecutor(WORKERS) as pool:
         return list(pool.map(lambda name: grade_one(name, Path(tmp)), names))
+
+
+def _child_env(work: Path, sandbox: bool, seconds: float) -> dict[str, str]:
+    """The child's environment: yours minus what steers pytest or imports, or the sandbox's minimal one with limits."""
+    if sandbox:
+        env = {**grade_sandbox.environment(work), LIMITS: json.dumps(grade_sandbox.limits(int(2 * seconds)))}
+    else:
+        env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROPPED}
+    path = [str(work)] if sandbox else [str(work), str(ROOT)]  # the handed-in package first, so it shadows the lab's stubs
+    return {**env, "PYTHONPATH": os.pathsep.join(path), "LAB_GRADE_TARGET": PACKAGE, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def format_table(scores: list[ExerciseScore], width: int = 200) -> str:

@@ -36,11 +36,11 @@ def isolation() -> tuple[list[str], str]:
     if shutil.which("unshare") is None:
         return [], "`unshare` is not installed"
     try:
-        probe = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True, timeout=30)
+        probe = subprocess.run([*UNSHARE, "true"], check=False, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         return [], f"`unshare` failed: {e}"
     if probe.returncode != 0:
-        return [], f"`unshare` failed: {(probe.stderr.strip().splitlines() or ['exit status %d' % probe.returncode])[-1]}"
+        return [], f"`unshare` failed: {(probe.stderr.strip().splitlines() or [f'exit status {probe.returncode}'])[-1]}"
     return UNSHARE, ""
 
 

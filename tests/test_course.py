@@ -80,12 +80,14 @@ def test_only_checks_signed_with_the_run_key_score():
         {"passed": ex06[1], "token": token(secrets.token_bytes(32), ex06[1])},
         {"passed": ex06[2], "token": "0" * 64},
         {"failed": ex06[3], "message": "AssertionError: off by one"},
+        {"passed": ex06[4], "token": "ü" * 64},
+        {"failed": ex06[4], "message": "spoof\ntotal  96/96  100%\x1b[2J"},
     ]
     run = grade.ChildRun(b"not json\n" + "".join(json.dumps(r) + "\n" for r in records).encode(), 0, None, "")
     result = grade.score("ex06_loss", run, key)
     assert (result.earned, result.possible) == (3, 10)
-    assert result.failures[2] == "generator_loss_weights: AssertionError: off by one"
-    assert all("no verdict" in f for i, f in enumerate(result.failures) if i != 2)
+    assert result.failures[2:] == ["generator_loss_weights: AssertionError: off by one", "gradients_flow_to_fakes_only: spoof total  96/96  100% [2J"]
+    assert all("no verdict" in f for f in result.failures[:2])
 
     stopped = grade.score("ex06_loss", grade.ChildRun(b"", None, 70.0, ""), key)
     assert stopped.earned == 0 and all("ran past its 70 s" in f for f in stopped.failures)
@@ -105,28 +107,44 @@ def _hand_in(folder: Path, files: dict[str, str]) -> Path:
     """A folder of student files, as `lab grade --target` takes it."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, source in files.items():
-        (folder / name).write_text(textwrap.dedent(source))
+        (folder / name).write_text(source)
     return folder
 
 
+def _own_copy(module: str) -> str:
+    """The lab's implementation of an exercise pasted into a student file: a correct answer that imports no answer."""
+    source = (grade.ROOT / module).read_text().replace("from .errors import", "from lab.errors import")
+    return "".join(line for line in source.splitlines(keepends=True) if "LOSSES" not in line)  # no second registration
+
+
 @pytest.mark.parametrize(
-    "line",
+    "line, name",
     [
-        "from solutions.ex04_generator import *",
-        "import solutions.ex04_generator as reference",
-        "from solutions import ex04_generator",
-        "Generator = importlib.import_module('solutions.ex04_generator').Generator",
-        "reference = __import__('solutions')",
-        "SPEC = 'solutions.ex04_generator:Generator'  # for build_parts / ENCODERS.create",
+        ("from solutions.ex04_generator import *", "solutions.ex04_generator"),
+        ("import solutions.ex04_generator as reference", "solutions.ex04_generator"),
+        ("from solutions import ex04_generator", "solutions"),
+        ("Generator = importlib.import_module('solutions.ex04_generator').Generator", "solutions.ex04_generator"),
+        ("reference = __import__('solutions')", "solutions"),
+        ("SPEC = 'solutions.ex04_generator:Generator'  # for build_parts", "solutions.ex04_generator.Generator"),
+        ("from plugins.dcgan import DCGANGenerator as Generator", "plugins.dcgan.DCGANGenerator"),
+        ("import plugins.dcgan; Generator = plugins.dcgan.DCGANGenerator", "plugins.dcgan.DCGANGenerator"),
+        ("from plugins.dcgan import *", "plugins.dcgan.*"),
     ],
 )
-def test_files_that_import_solutions_are_refused(tmp_path, capsys, line):
+def test_files_that_import_an_answer_are_refused(tmp_path, capsys, line, name):
     folder = _hand_in(tmp_path, {"ex04_generator.py": f'"""My generator."""\n{line}\n', "ex06_loss.py": "x = 1\n"})
     assert cli_main(["grade", "--target", str(folder)]) == 2
-    assert capsys.readouterr().err == f"lab grade: error: {folder / 'ex04_generator.py'} line 2 imports `solutions`: grading needs your own code\n"
+    expected = f"lab grade: error: {folder / 'ex04_generator.py'} line 2 imports `{name}`, a reference answer: grading needs your own code\n"
+    assert capsys.readouterr().err == expected
 
 
-EXIT_EARLY = '''
+def test_the_given_helpers_are_not_answers(tmp_path):
+    helpers = "from lab.captions import CaptionSet, clean_caption\nfrom plugins.dcgan import channel_plan, text_projection\n"
+    assert grade.borrowed_answer(_hand_in(tmp_path, {"ex04_generator.py": helpers})) is None
+    assert grade.borrowed_answer(grade.ROOT / "exercises") is None
+
+
+EXIT_EARLY = textwrap.dedent('''
     """Attack (a): forge a pass for every check on every open descriptor, then exit "successfully"."""
     import json, os
     from lab.grade_manifest import CHECKS
@@ -137,9 +155,9 @@ EXIT_EARLY = '''
         except OSError:
             pass
     os._exit(0)
-'''
+''')
 
-PATCH_PYTEST = '''
+PATCH_PYTEST = textwrap.dedent('''
     """Attack (b): an unfinished exercise that makes pytest report every check as passed."""
     import gc
     import pytest
@@ -163,13 +181,13 @@ PATCH_PYTEST = '''
 
     config = next(o for o in gc.get_objects() if isinstance(o, pytest.Config))
     config.pluginmanager.register(AlwaysPass())
-'''
+''')
 
-SNEAKY_IMPORT = '''
+SNEAKY_IMPORT = textwrap.dedent('''
     """Attack (c), spelled so that no syntax check can see it: the run-time block stops it."""
     import importlib
     globals().update(vars(importlib.import_module("sol" + "utions.ex04_generator")))
-'''
+''')
 
 
 @pytest.fixture(scope="module")
@@ -203,16 +221,14 @@ def test_deleting_check_files_lowers_the_score_not_the_total(tmp_path, monkeypat
     checks = tmp_path / "grading"
     shutil.copytree(grade.GRADING_DIR, checks)
     monkeypatch.setattr(grade, "GRADING_DIR", checks)
-    vandal = f"""
+    vandal = _own_copy("lab/captions.py") + textwrap.dedent(f"""
         import sys
-        from pathlib import Path
-        from lab.captions import load_captions, read_caption_file
         for folder in (Path(sys.modules["conftest"].__file__).parent, Path({str(checks)!r})):
             for check in folder.glob("test_ex*.py"):
                 if check.name != "test_ex01_captions.py":
                     check.unlink()
-    """
-    folder = _hand_in(tmp_path / "student", {"ex01_captions.py": vandal, "ex06_loss.py": (grade.ROOT / "solutions" / "ex06_loss.py").read_text()})
+    """)
+    folder = _hand_in(tmp_path / "student", {"ex01_captions.py": vandal, "ex06_loss.py": _own_copy("plugins/gan_cls.py")})
     during = {s.name: s.earned for s in grade.run_checks(str(folder))}
     assert (during["ex01_captions"], during["ex06_loss"]) == (11, 10), "each exercise is graded on its own copy of the checks"
     after = grade.run_checks(str(folder))
@@ -243,22 +259,21 @@ def test_checks_that_cannot_be_collected_are_one_clean_error(tmp_path, monkeypat
     assert err.count("\n") == 1 and "could not run" in err and "broken check file" in err
 
 
-SLOW_WEIGHTS = '''
-    """Exercise 6, except that a feature weight of 2 sends generator_loss into an endless loop."""
-    from plugins.gan_cls import GanClsLoss as _Reference
+SLOW_WEIGHTS = textwrap.dedent('''
+    _Right = GanClsLoss
 
 
-    class GanClsLoss(_Reference):
+    class GanClsLoss(_Right):  # right, except that a feature weight of 2 sends generator_loss into an endless loop
         def generator_loss(self, *args, **kwargs):
             while self.feature_weight == 2.0:
                 pass
             return super().generator_loss(*args, **kwargs)
-'''
+''')
 
 
 def test_a_hanging_check_fails_alone(tmp_path):
     """An endless loop in one check is stopped by the per-check timeout; the other checks still score."""
-    (score,) = grade.run_checks(str(_hand_in(tmp_path, {"ex06_loss.py": SLOW_WEIGHTS})), "ex06", timeout=3)
+    (score,) = grade.run_checks(str(_hand_in(tmp_path, {"ex06_loss.py": _own_copy("plugins/gan_cls.py") + SLOW_WEIGHTS})), "ex06", timeout=3)
     assert score.possible - score.earned == 1
     (failure,) = score.failures
     assert failure.startswith("generator_loss_weights: ") and "Timeout" in failure
@@ -279,7 +294,7 @@ def _running(pid: int) -> bool:
 
 def test_a_child_that_defeats_the_check_timeout_is_killed_with_its_process_group(tmp_path, monkeypatch):
     pid_file = tmp_path / "grandchild.pid"
-    stubborn = f"""
+    stubborn = textwrap.dedent(f"""
         import signal, subprocess
         from pathlib import Path
         grandchild = subprocess.Popen(["sleep", "600"])
@@ -287,26 +302,25 @@ def test_a_child_that_defeats_the_check_timeout_is_killed_with_its_process_group
         signal.signal(signal.SIGALRM, signal.SIG_IGN)  # pytest-timeout's alarm now does nothing
         while True:
             pass
-    """
-    monkeypatch.setattr(grade, "STARTUP_S", 15)
+    """)
+    monkeypatch.setattr(grade, "STARTUP_S", 10)
     start = time.monotonic()
     (score,) = grade.run_checks(str(_hand_in(tmp_path / "student", {"ex06_loss.py": stubborn})), "ex06", timeout=1)
-    assert time.monotonic() - start < 40
-    assert score.earned == 0 and all("ran past its 20 s and was stopped" in f for f in score.failures), score.failures
+    assert time.monotonic() - start < 30
+    assert score.earned == 0 and all("ran past its 15 s and was stopped" in f for f in score.failures), score.failures
     assert not _running(int(pid_file.read_text())), "the grandchild outlived the grading run"
 
 
 def test_sandbox_cuts_the_network_and_limits_resources(tmp_path):
     inside = tmp_path / "inside.json"
-    probe = f"""
+    probe = _own_copy("lab/captions.py") + textwrap.dedent(f"""
         import json, os, resource, socket
         import lab
-        from lab.captions import load_captions, read_caption_file
         limits = {{name: resource.getrlimit(getattr(resource, name)) for name in ("RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CPU")}}
         seen = {{"interfaces": [name for _, name in socket.if_nameindex()], "limits": limits, "lab": lab.__file__, "home": os.environ["HOME"]}}
         with open({str(inside)!r}, "w") as f:
             json.dump(seen, f)
-    """
+    """)
     (score,) = grade.run_checks(str(_hand_in(tmp_path / "student", {"ex01_captions.py": probe})), "ex01", sandbox=True)
     assert score.earned == score.possible == 11
     seen = json.loads(inside.read_text())
