@@ -18,7 +18,7 @@ never runs student code itself:
   can verify. A child that exits early, rewrites files or patches pytest just
   leaves checks unsigned.
 
-One child per exercise (not per check) keeps a full grade at 35-55 s on two
+One child per exercise (not per check) keeps a full grade at 30-55 s on two
 busy cores (measured): each child pays a few seconds of imports, two run at a
 time, and each uses one thread.
 """
