@@ -96,9 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_run("lab.synthetic:main"))
 
     p = sub.add_parser("grade", help="autograde the course exercises (or the reference solutions): score table, exit 1 below full marks")
-    p.add_argument("--target", choices=["exercises", "solutions"], default="exercises", help="which package to grade (default: exercises)")
+    p.add_argument("--target", default="exercises", metavar="DIR", help="folder of exNN_*.py files to grade (default: exercises; solutions: the reference)")
     p.add_argument("--only", default="", metavar="exNN", help="grade one exercise, e.g. ex04")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds one check may take before it fails")
+    p.add_argument("--sandbox", action="store_true", help="for others' code: temp copy of the lab, no network, resource limits")
     p.set_defaults(func=_run("lab.grade:main"))
 
     p = sub.add_parser("quiz", help="the course quiz: interactive, or `lab quiz check '1a 2a ...'` to score answers")

@@ -1,17 +1,25 @@
-"""The course kit: stubs mirror the solutions, the autograder scores 0% / 100%, student parts train for real."""
+"""The course kit: stubs mirror the solutions, the autograder scores 0% / 100% and cannot be fooled, student parts train for real."""
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import json
+import secrets
+import shutil
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from lab import grade
+from lab import grade, grade_sandbox
 from lab.cli import main as cli_main
+from lab.errors import LabError
+from lab.grade_child import token
 
 EXERCISES = sorted(p.stem for p in (Path(__file__).parent.parent / "exercises").glob("ex*.py"))
+TOTAL = sum(sum(checks.values()) for checks in grade.CHECKS.values())  # 96 points
 
 
 def _public_api(module) -> dict[str, object]:
@@ -31,7 +39,8 @@ def test_every_exercise_has_a_solution_and_a_grading_file():
     assert len(EXERCISES) == 8
     solutions = sorted(p.stem for p in (Path(__file__).parent.parent / "solutions").glob("ex*.py"))
     assert solutions == EXERCISES
-    assert [f.stem.removeprefix("test_") for f in grade.check_files()] == EXERCISES
+    assert sorted(grade.CHECKS) == EXERCISES
+    assert all((grade.GRADING_DIR / f"test_{name}.py").is_file() for name in EXERCISES)
 
 
 @pytest.mark.parametrize("name", EXERCISES)
@@ -51,53 +60,284 @@ def test_stub_signatures_match_the_solution(name):
                 _assert_same_parameters(member, getattr(reference, attr), f"{obj_name}.{attr}")
 
 
-def test_read_report_keeps_the_worst_outcome_and_scores_unrun_checks_zero(tmp_path):
-    records = [
-        {"check": "t.py::test_a", "exercise": "ex01_x", "points": 2, "outcome": "pending"},
-        {"check": "t.py::test_b", "exercise": "ex01_x", "points": 3, "outcome": "pending"},
-        {"check": "t.py::test_c", "exercise": "ex01_x", "points": 1, "outcome": "pending"},
-        {"check": "u.py::test_d", "exercise": "ex02_y", "points": 4, "outcome": "pending"},
-        {"check": "t.py::test_a", "exercise": "ex01_x", "points": 2, "outcome": "passed"},
-        {"check": "t.py::test_b", "exercise": "ex01_x", "points": 3, "outcome": "passed"},
-        {"check": "t.py::test_b", "exercise": "ex01_x", "points": 3, "outcome": "failed", "message": "teardown broke"},
-        {"check": "t.py::test_c", "exercise": "ex01_x", "points": 1, "outcome": "skipped", "message": "no weights"},
+class _Collected:
+    """Keeps the items of a nested pytest collection."""
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.items = list(items)
+
+
+def test_manifest_matches_the_check_files():
+    """lab/grade_manifest.py lists every check with its points and the hash of every file the grader trusts."""
+    collected = _Collected()
+    assert pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", str(grade.GRADING_DIR)], plugins=[collected]) == 0
+    found: dict[str, dict[str, int]] = {}
+    for item in collected.items:
+        marker = item.get_closest_marker("points")
+        found.setdefault(item.path.stem.removeprefix("test_"), {})[item.name] = marker.args[0] if marker else 1
+    hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(grade.GRADING_DIR.glob("*.py"))}
+    assert found == grade.CHECKS, f"update CHECKS in lab/grade_manifest.py to {json.dumps(found, indent=4)}"
+    assert hashes == grade.SHA256, f"update SHA256 in lab/grade_manifest.py to {json.dumps(hashes, indent=4)}"
+
+
+def test_only_checks_signed_with_the_run_key_score():
+    key = secrets.token_bytes(32)
+    ex06 = [f"test_ex06_loss.py::{check}" for check in grade.CHECKS["ex06_loss"]]  # worth 3, 1, 3, 1, 2
+    records = [{"collected": nodeid} for nodeid in ex06] + [
+        {"passed": ex06[0], "token": token(key, ex06[0])},
+        {"passed": ex06[1], "token": token(secrets.token_bytes(32), ex06[1])},
+        {"passed": ex06[2], "token": "0" * 64},
+        {"failed": ex06[3], "message": "AssertionError: off by one"},
+        {"passed": ex06[4], "token": "ü" * 64},
+        {"failed": ex06[4], "message": "spoof\ntotal  96/96  100%\x1b[2J"},
     ]
-    report = tmp_path / "r.jsonl"
-    report.write_text("".join(json.dumps(r) + "\n" for r in records))
-    first, second = grade.read_report(report)
-    assert (first.name, first.earned, first.possible, first.failures) == ("ex01_x", 2, 5, ["b: teardown broke"])
-    assert (second.earned, second.possible) == (0, 4) and "not run" in second.failures[0]
-    table = grade.format_table([first, second])
-    assert table.splitlines()[-1].split()[:2] == ["total", "2/9"]
+    run = grade.ChildRun(b"not json\n" + "".join(json.dumps(r) + "\n" for r in records).encode(), 0, None, "")
+    result = grade.score("ex06_loss", run, key)
+    assert (result.earned, result.possible) == (3, 10)
+    assert result.failures[2:] == ["generator_loss_weights: AssertionError: off by one", "gradients_flow_to_fakes_only: spoof total  96/96  100% [2J"]
+    assert all("no verdict" in f for f in result.failures[:2])
+
+    stopped = grade.score("ex06_loss", grade.ChildRun(b"", None, 70.0, ""), key)
+    assert stopped.earned == 0 and all("ran past its 70 s" in f for f in stopped.failures)
+    with pytest.raises(LabError, match="ex06_loss could not run: test_ex06_loss.py: boom"):
+        grade.score("ex06_loss", grade.ChildRun(b'{"error": "test_ex06_loss.py: boom"}\n', 2, None, ""), key)
 
 
-def test_grade_rejects_unknown_exercise(capsys):
+def test_grade_rejects_unknown_exercise_and_missing_folder(tmp_path, capsys):
     assert cli_main(["grade", "--only", "ex99"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ex99" in err and "ex01" in err
+    assert cli_main(["grade", "--target", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"lab grade: error: --target {tmp_path / 'nowhere'}: no such folder\n"
 
 
-def _pytest_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
-    """Load `source` as a plugin into the grading subprocess (it inherits the environment)."""
-    (tmp_path / "grading_probe.py").write_text(source)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p grading_probe")
+def _hand_in(folder: Path, files: dict[str, str]) -> Path:
+    """A folder of student files, as `lab grade --target` takes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, source in files.items():
+        (folder / name).write_text(source)
+    return folder
 
 
-def test_a_hanging_check_fails_alone(tmp_path, monkeypatch):
+def _own_copy(module: str) -> str:
+    """The lab's implementation of an exercise pasted into a student file: a correct answer that imports no answer."""
+    source = (grade.ROOT / module).read_text().replace("from .errors import", "from lab.errors import")
+    return "".join(line for line in source.splitlines(keepends=True) if "LOSSES" not in line)  # no second registration
+
+
+@pytest.mark.parametrize(
+    "line, name",
+    [
+        ("from solutions.ex04_generator import *", "solutions.ex04_generator"),
+        ("import solutions.ex04_generator as reference", "solutions.ex04_generator"),
+        ("from solutions import ex04_generator", "solutions"),
+        ("Generator = importlib.import_module('solutions.ex04_generator').Generator", "solutions.ex04_generator"),
+        ("reference = __import__('solutions')", "solutions"),
+        ("SPEC = 'solutions.ex04_generator:Generator'  # for build_parts", "solutions.ex04_generator.Generator"),
+        ("from plugins.dcgan import DCGANGenerator as Generator", "plugins.dcgan.DCGANGenerator"),
+        ("import plugins.dcgan; Generator = plugins.dcgan.DCGANGenerator", "plugins.dcgan.DCGANGenerator"),
+        ("from plugins.dcgan import *", "plugins.dcgan.*"),
+    ],
+)
+def test_files_that_import_an_answer_are_refused(tmp_path, capsys, line, name):
+    folder = _hand_in(tmp_path, {"ex04_generator.py": f'"""My generator."""\n{line}\n', "ex06_loss.py": "x = 1\n"})
+    assert cli_main(["grade", "--target", str(folder)]) == 2
+    expected = f"lab grade: error: {folder / 'ex04_generator.py'} line 2 imports `{name}`, a reference answer: grading needs your own code\n"
+    assert capsys.readouterr().err == expected
+
+
+def test_the_given_helpers_are_not_answers(tmp_path):
+    helpers = "from lab.captions import CaptionSet, clean_caption\nfrom plugins.dcgan import channel_plan, text_projection\n"
+    assert grade.borrowed_answer(_hand_in(tmp_path, {"ex04_generator.py": helpers})) is None
+    assert grade.borrowed_answer(grade.ROOT / "exercises") is None
+
+
+EXIT_EARLY = textwrap.dedent('''
+    """Attack (a): forge a pass for every check on every open descriptor, then exit "successfully"."""
+    import json, os
+    from lab.grade_manifest import CHECKS
+    forged = "".join(json.dumps({"passed": f"test_ex01_captions.py::{c}", "token": "0" * 64}) + "\\n" for c in CHECKS["ex01_captions"])
+    for fd in range(3, 64):
+        try:
+            os.write(fd, forged.encode())
+        except OSError:
+            pass
+    os._exit(0)
+''')
+
+PATCH_PYTEST = textwrap.dedent('''
+    """Attack (b): an unfinished exercise that makes pytest report every check as passed."""
+    import gc
+    import pytest
+
+
+    class GanClsLoss:
+        def __init__(self, feature_weight=100.0, l1_weight=50.0):
+            raise NotImplementedError("ex06: GanClsLoss.__init__ is not implemented yet")
+
+
+    class AlwaysPass:
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_pyfunc_call(self, pyfuncitem):
+            return True  # "ran" the check without running it
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_makereport(self, item, call):
+            report = (yield).get_result()
+            report.outcome, report.longrepr = "passed", None
+
+
+    config = next(o for o in gc.get_objects() if isinstance(o, pytest.Config))
+    config.pluginmanager.register(AlwaysPass())
+''')
+
+SNEAKY_IMPORT = textwrap.dedent('''
+    """Attack (c), spelled so that no syntax check can see it: the run-time block stops it."""
+    import importlib
+    globals().update(vars(importlib.import_module("sol" + "utions.ex04_generator")))
+''')
+
+
+@pytest.fixture(scope="module")
+def attacks(tmp_path_factory) -> dict[str, grade.ExerciseScore]:
+    """One graded folder holding three attacks (the other exercises are not handed in)."""
+    files = {"ex01_captions.py": EXIT_EARLY, "ex04_generator.py": SNEAKY_IMPORT, "ex06_loss.py": PATCH_PYTEST}
+    return {s.name: s for s in grade.run_checks(str(_hand_in(tmp_path_factory.mktemp("attacks"), files)))}
+
+
+def test_exiting_early_with_forged_passes_scores_zero(attacks):
+    assert sorted(attacks) == EXERCISES and sum(s.possible for s in attacks.values()) == TOTAL
+    ex01 = attacks["ex01_captions"]
+    assert ex01.earned == 0 and all("no verdict" in f and "exit status 0" in f for f in ex01.failures), ex01.failures
+    (missing,) = attacks["ex02_encode"].failures
+    assert attacks["ex02_encode"].earned == 0 and "ex02_encode.py is not in" in missing
+
+
+def test_patching_pytest_reports_scores_zero(attacks):
+    """pytest itself believes every check passed (no failure message comes back), yet nothing is signed."""
+    ex06 = attacks["ex06_loss"]
+    assert ex06.earned == 0 and len(ex06.failures) == 5 and all("no verdict" in f for f in ex06.failures), ex06.failures
+
+
+def test_solutions_imported_at_run_time_are_blocked(attacks):
+    ex04 = attacks["ex04_generator"]
+    assert ex04.earned == 0 and all("does not allow importing 'solutions'" in f for f in ex04.failures), ex04.failures
+
+
+def test_deleting_check_files_lowers_the_score_not_the_total(tmp_path, monkeypatch):
+    """Attack (d): exercise 1 done right, plus a vandal that deletes every other check file it can find."""
+    checks = tmp_path / "grading"
+    shutil.copytree(grade.GRADING_DIR, checks)
+    monkeypatch.setattr(grade, "GRADING_DIR", checks)
+    vandal = _own_copy("lab/captions.py") + textwrap.dedent(f"""
+        import sys
+        for folder in (Path(sys.modules["conftest"].__file__).parent, Path({str(checks)!r})):
+            for check in folder.glob("test_ex*.py"):
+                if check.name != "test_ex01_captions.py":
+                    check.unlink()
+    """)
+    folder = _hand_in(tmp_path / "student", {"ex01_captions.py": vandal, "ex06_loss.py": _own_copy("plugins/gan_cls.py")})
+    during = {s.name: s.earned for s in grade.run_checks(str(folder))}
+    assert (during["ex01_captions"], during["ex06_loss"]) == (11, 10), "each exercise is graded on its own copy of the checks"
+    after = grade.run_checks(str(folder))
+    assert [s.earned for s in after] == [11] + [0] * 7 and sum(s.possible for s in after) == TOTAL
+    assert after[5].failures == ["all checks: check file missing: restore tests/grading/test_ex06_loss.py (git checkout tests/grading)"]
+
+
+def test_edited_check_files_are_refused(tmp_path, monkeypatch, capsys):
+    checks = tmp_path / "grading"
+    shutil.copytree(grade.GRADING_DIR, checks)
+    with open(checks / "test_ex04_generator.py", "a") as f:
+        f.write("\ntest_output_is_tanh_range = lambda: None\n")
+    monkeypatch.setattr(grade, "GRADING_DIR", checks)
+    assert cli_main(["grade", "--target", "solutions"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{checks / 'test_ex04_generator.py'} differs from lab/grade_manifest.py" in err
+
+
+def test_checks_that_cannot_be_collected_are_one_clean_error(tmp_path, monkeypatch, capsys):
+    checks = tmp_path / "grading"
+    shutil.copytree(grade.GRADING_DIR, checks)
+    broken = checks / "test_ex06_loss.py"
+    broken.write_text("raise RuntimeError('broken check file')\n")
+    monkeypatch.setattr(grade, "GRADING_DIR", checks)
+    monkeypatch.setitem(grade.SHA256, broken.name, hashlib.sha256(broken.read_bytes()).hexdigest())
+    assert cli_main(["grade", "--target", "solutions", "--only", "ex06"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not run" in err and "broken check file" in err
+
+
+SLOW_WEIGHTS = textwrap.dedent('''
+    _Right = GanClsLoss
+
+
+    class GanClsLoss(_Right):  # right, except that a feature weight of 2 sends generator_loss into an endless loop
+        def generator_loss(self, *args, **kwargs):
+            while self.feature_weight == 2.0:
+                pass
+            return super().generator_loss(*args, **kwargs)
+''')
+
+
+def test_a_hanging_check_fails_alone(tmp_path):
     """An endless loop in one check is stopped by the per-check timeout; the other checks still score."""
-    _pytest_plugin(tmp_path, monkeypatch, "def pytest_runtest_call(item):\n    while item.name == 'test_generator_loss_weights':\n        pass\n")
-    (score,) = grade.run_checks("solutions", "ex06", timeout=3)
+    (score,) = grade.run_checks(str(_hand_in(tmp_path, {"ex06_loss.py": _own_copy("plugins/gan_cls.py") + SLOW_WEIGHTS})), "ex06", timeout=3)
     assert score.possible - score.earned == 1
     (failure,) = score.failures
     assert failure.startswith("generator_loss_weights: ") and "Timeout" in failure
 
 
-def test_checks_that_cannot_be_collected_are_one_clean_error(tmp_path, monkeypatch, capsys):
-    _pytest_plugin(tmp_path, monkeypatch, "def pytest_collect_file(file_path, parent):\n    raise RuntimeError('broken check file')\n")
-    assert cli_main(["grade", "--only", "ex06"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "could not run" in err and "broken check file" in err
+def _running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (a kill takes effect within a moment)."""
+    for _ in range(50):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_child_that_defeats_the_check_timeout_is_killed_with_its_process_group(tmp_path, monkeypatch):
+    pid_file = tmp_path / "grandchild.pid"
+    stubborn = textwrap.dedent(f"""
+        import signal, subprocess
+        from pathlib import Path
+        grandchild = subprocess.Popen(["sleep", "600"])
+        Path({str(pid_file)!r}).write_text(str(grandchild.pid))
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)  # pytest-timeout's alarm now does nothing
+        while True:
+            pass
+    """)
+    monkeypatch.setattr(grade, "STARTUP_S", 10)
+    start = time.monotonic()
+    (score,) = grade.run_checks(str(_hand_in(tmp_path / "student", {"ex06_loss.py": stubborn})), "ex06", timeout=1)
+    assert time.monotonic() - start < 30
+    assert score.earned == 0 and all("ran past its 15 s and was stopped" in f for f in score.failures), score.failures
+    assert not _running(int(pid_file.read_text())), "the grandchild outlived the grading run"
+
+
+def test_sandbox_cuts_the_network_and_limits_resources(tmp_path):
+    inside = tmp_path / "inside.json"
+    probe = _own_copy("lab/captions.py") + textwrap.dedent(f"""
+        import json, os, resource, socket
+        import lab
+        limits = {{name: resource.getrlimit(getattr(resource, name)) for name in ("RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CPU")}}
+        seen = {{"interfaces": [name for _, name in socket.if_nameindex()], "limits": limits, "lab": lab.__file__, "home": os.environ["HOME"]}}
+        with open({str(inside)!r}, "w") as f:
+            json.dump(seen, f)
+    """)
+    (score,) = grade.run_checks(str(_hand_in(tmp_path / "student", {"ex01_captions.py": probe})), "ex01", sandbox=True)
+    assert score.earned == score.possible == 11
+    seen = json.loads(inside.read_text())
+    assert seen["limits"]["RLIMIT_AS"] == [grade_sandbox.ADDRESS_SPACE] * 2 and seen["limits"]["RLIMIT_FSIZE"] == [grade_sandbox.FILE_SIZE] * 2
+    assert 0 < seen["limits"]["RLIMIT_CPU"][0] == seen["limits"]["RLIMIT_CPU"][1]
+    assert not Path(seen["lab"]).is_relative_to(grade.ROOT), "the sandbox imports a copy of the lab"
+    assert Path(seen["home"]).parent == Path(seen["lab"]).parent.parent
+    if grade_sandbox.isolation()[0]:
+        assert seen["interfaces"] == ["lo"]
 
 
 def test_grading_the_stubs_scores_zero_with_clean_messages():
@@ -113,7 +353,6 @@ def test_grading_the_solutions_scores_full_marks(capsys):
     assert cli_main(["grade", "--target", "solutions"]) == 0, capsys.readouterr()
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.split()[0] == "total" and last.endswith("100%")
-
 
 def test_lab_train_with_student_parts(tmp_path, synthetic_root, capsys):
     """`lab train --generator=exercises...` on a stub is one clean error; the solutions train a real epoch."""

@@ -1,25 +1,24 @@
-"""Autograder plumbing: which module set is graded, points per check, a machine-readable report.
+"""Grading checks: which module set is graded, points per check.
 
 `LAB_GRADE_TARGET` picks the package the checks import: `solutions` (default,
 so a plain `pytest` run stays green) or `exercises` (a student's work). Each
 check file `test_exNN_<name>.py` grades module `<target>.exNN_<name>` through
 the `ex` fixture; the module is imported inside the fixture, so a broken
-student file fails its checks instead of stopping collection.
+student file fails its checks instead of stopping collection, and no student
+code runs before the grader's harness (`lab/grade_child.py`) is in place.
 
 A plain `pytest` run does not collect these checks: `tests/test_course.py`
 grades both targets through `lab grade` instead, so they never run twice.
 Naming this folder (`pytest tests/grading/...`) or setting `LAB_GRADE_TARGET`
 runs them in-process, with full tracebacks.
 
-`@pytest.mark.points(n)` gives a check its weight (1 when absent). When
-`LAB_GRADE_REPORT` names a file, every collected check is listed there as one
-JSON line, then one more line per outcome as soon as it is known, so
-`lab grade` can score even a run it had to stop.
+`@pytest.mark.points(n)` gives a check its weight (1 when absent). `lab grade`
+scores from its own copy of these weights (`lab/grade_manifest.py`), which a
+test keeps equal to the markers.
 """
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import pytest
 
 TARGETS = ("solutions", "exercises")
 TARGET = os.environ.get("LAB_GRADE_TARGET", "solutions")
-REPORT = os.environ.get("LAB_GRADE_REPORT", "")
 HERE = Path(__file__).parent
 
 
@@ -48,42 +46,6 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def exercise_of(path: Path) -> str:
     """`test_ex04_generator.py` -> `ex04_generator`."""
     return path.stem.removeprefix("test_")
-
-
-def _write(record: dict) -> None:
-    if REPORT:
-        with open(REPORT, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Attach points and exercise to every check, and list them all as pending in the report."""
-    for item in (i for i in items if i.path.is_relative_to(HERE)):
-        marker = item.get_closest_marker("points")
-        item.user_properties += [("points", marker.args[0] if marker else 1), ("exercise", exercise_of(item.path))]
-        _write({"check": item.nodeid, **dict(item.user_properties), "outcome": "pending"})
-
-
-def _first_line(report: pytest.TestReport) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None:
-        text = crash.message
-    elif isinstance(report.longrepr, tuple):  # skips: (path, line, reason)
-        text = report.longrepr[2]
-    else:
-        text = str(report.longrepr)
-    return (text.strip().splitlines() or [""])[0]
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Record each check once: its first failing phase, or its pass/skip."""
-    if not (report.failed or report.skipped or report.when == "call"):
-        return
-    outcome = "failed" if report.failed else ("skipped" if report.skipped else "passed")
-    record = {"check": report.nodeid, **dict(report.user_properties), "outcome": outcome}
-    if outcome != "passed":
-        record["message"] = _first_line(report)
-    _write(record)
 
 
 @pytest.fixture(scope="module")
