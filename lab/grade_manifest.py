@@ -70,7 +70,8 @@ CHECKS: dict[str, dict[str, int]] = {  # exercise -> check (pytest node name) ->
     },
     "ex07_train_step": {
         "test_returns_float_terms": 2,
-        "test_discriminator_runs_twice_on_the_right_inputs": 3,
+        "test_discriminator_judges_each_group_alone": 3,
+        "test_d_sees_the_fakes_as_it_would_alone": 2,
         "test_generator_step_uses_updated_d_and_detached_real_features": 2,
         "test_both_networks_learn": 1,
         "test_a_few_steps_lower_the_d_loss": 2,
@@ -90,11 +91,11 @@ CHECKS: dict[str, dict[str, int]] = {  # exercise -> check (pytest node name) ->
 SHA256: dict[str, str] = {  # file in tests/grading -> sha256 of its bytes
     "conftest.py": "de052114562c28f8cff249170ddfdc06f03d0f375ccd4923c4ed1c06d078fef6",
     "test_ex01_captions.py": "a0de08e7c961351254e7f60195af22918d65bc27714b49f883bffee9cfacc7c8",
-    "test_ex02_encode.py": "7b3db4f0086a9eb436b975978040c25a3d717b30db1b3d6a1156288cfa7c64e4",
+    "test_ex02_encode.py": "22cf8881aff61ac78f48cf3cb710ddfd742b810bd2dd192ebca7b56976ed200d",
     "test_ex03_dataset.py": "7b3f60a1792c59ddc3d42844e2ba27bbf862cf43a6160e341e4c1b4e67b24afd",
-    "test_ex04_generator.py": "01371a42d5ad9ee0e5e3fc3f1bb7ea1c01bb52ccabdeb6a467b5938b0c4bf347",
-    "test_ex05_discriminator.py": "b7f3b289f55912e18c3ba0b172d7106012a11fcd8b7903071878dbd4dbff53f3",
+    "test_ex04_generator.py": "0d15d26bec1ef1be8fc6315cc8753869065ea4db0a0a4fd38beafaa312ae1ccb",
+    "test_ex05_discriminator.py": "8dafd9bc0b786d14a4e78980f83f70285afa1a2c9dc8340c88ae0e40701ad18a",
     "test_ex06_loss.py": "e0b511079c59f3d8ae327885e582f272432fb4cb59b1e11b5d6ebb6860c107c1",
-    "test_ex07_train_step.py": "36b40e5e68b34a5998ca6ddf7825a91b3bdad72e063f5271249557e948e39dd8",
+    "test_ex07_train_step.py": "5df5bed4a756260a49dd209333185fbd4c4647387b1f80b22397ec23c4098553",
     "test_ex08_distilbert.py": "019ca9f053d833a1757c298de7fb79927b330a270811b44947441951c42e4044",
 }
