@@ -12,7 +12,7 @@ messy: some images have no caption file, some files are empty, some lines are
 blank or absurdly long. A loader must never use such an item silently: it
 skips it and *counts why*, so the user can be told.
 
-Given (import them from `lab.captions`): `clean_caption(text)` collapses
+Given (already imported from `lab.captions`): `clean_caption(text)` collapses
 whitespace and cuts a caption longer than `MAX_CAPTION_CHARS` at a word
 boundary; `detect_layout(root)` returns `(layout, folder)`;
 `CaptionedImage(image_path, captions, label)` and `CaptionSet(items, skipped)`.
@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.captions import CaptionSet
+from lab.captions import (  # noqa: F401  (given: use them)
+    MAX_CAPTION_CHARS,
+    CaptionedImage,
+    CaptionSet,
+    clean_caption,
+    detect_layout,
+)
+from lab.errors import LabError  # noqa: F401  (given: use them)
 
 
 def read_caption_file(path: Path) -> tuple[list[str], int]:

@@ -14,7 +14,7 @@ One item per caption (a flower has up to 10). The data arrives already decoded:
 - `caption_image`: long [N], which image caption i describes.
 
 A batch is a dict: "image" and "wrong_image" as float in [-1, 1] (the range
-G's tanh produces: uint8 / 127.5 - 1, see `lab.data.to_float`), "embedding",
+G's tanh produces: uint8 / 127.5 - 1, see `lab.pixels.to_float`), "embedding",
 "text" (list of str) and "index" (the caption indices, a long tensor). The wrong image of an
 item is a *different* image, and of a different class when classes are known.
 Its draws use `self.generator` (a torch.Generator) so that a seeded run, and
@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import Dataset
+
+from lab.errors import LabError  # noqa: F401  (given: use them)
+from lab.pixels import to_float  # noqa: F401  (given: use them)
 
 
 class FlowersDataset(Dataset):

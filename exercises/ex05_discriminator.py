@@ -19,7 +19,7 @@ the generator's feature-matching loss. Images of the wrong size must raise
 `lab.errors.LabError` with a clear message (the original tutorial's G/D size
 mismatch crashed deep inside a convolution instead).
 
-Given (import from `plugins.dcgan`): `text_projection`, `channel_plan` (reverse
+Given (already imported from `plugins.dcgan`): `text_projection`, `channel_plan` (reverse
 it for D: e.g. [w, w*2, w*4, w*8]) and `init_weights`. Convolutions use bias=False.
 
 Plugs into the trainer: `lab train --discriminator=exercises.ex05_discriminator:Discriminator`.
@@ -29,8 +29,11 @@ Check your work: `lab grade --only ex05`. Reference: `solutions/ex05_discriminat
 from __future__ import annotations
 
 import torch
+from torch import nn  # noqa: F401  (given: use them)
 
+from lab.errors import LabError  # noqa: F401  (given: use them)
 from lab.interfaces import Discriminator as DiscriminatorInterface
+from plugins.dcgan import channel_plan, init_weights, text_projection  # noqa: F401  (given: use them)
 
 
 class Discriminator(DiscriminatorInterface):

@@ -25,6 +25,7 @@ Check your work: `lab grade --only ex06`. Reference: `solutions/ex06_loss.py`.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F  # noqa: F401  (given: use them)
 
 from lab.interfaces import LossOutput, LossRecipe
 

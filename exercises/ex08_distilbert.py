@@ -28,8 +28,10 @@ Check your work: `lab grade --only ex08`. Reference: `solutions/ex08_distilbert.
 from __future__ import annotations
 
 import torch
+from transformers import AutoModel, AutoTokenizer  # noqa: F401  (given: use them)
 
 from lab.interfaces import TextEncoder
+from lab.weights import load_error  # noqa: F401  (given: use them)
 from plugins.distilbert import HUB_NAME
 
 

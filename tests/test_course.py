@@ -5,6 +5,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import re
 import secrets
 import shutil
 import textwrap
@@ -368,3 +369,54 @@ def test_lab_train_with_student_parts(tmp_path, synthetic_root, capsys):
     assert cli_main(["train", *[p.format("solutions") for p in parts], *common, f"--out_dir={tmp_path}/run"]) == 0
     (epoch,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert epoch["epoch"] == 1 and epoch["d_loss"] > 0
+
+
+KNOWN_MODULES = ("lab", "plugins", "torch", "transformers", "sentence_transformers")
+
+
+def _resolve(name: str, namespace: dict) -> bool:
+    """Whether dotted `name` exists: from the stub's own names, or from an importable module path."""
+    parts = name.split(".")
+    if parts[0] in namespace:
+        obj, rest = namespace[parts[0]], parts[1:]
+    else:
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj, rest = importlib.import_module(".".join(parts[:cut])), parts[cut:]
+                break
+            except ImportError:
+                continue
+        else:
+            return False
+    for part in rest:
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_every_name_a_stub_tells_students_to_use_exists(name):
+    """Backticked module paths (`lab.weights.mpnet_dir()`) and calls (`clean_caption(text)`, `get_embedding_dimension()`)
+    in a stub's docstring name real things: imported by the stub, importable, or a method of something it imports."""
+    import builtins
+
+    stub = importlib.import_module(f"exercises.{name}")
+    namespace = vars(stub)
+    checked = 0
+    for token in re.findall(r"`([^`]+)`", stub.__doc__):
+        match = re.match(r"[A-Za-z_][\w.]*", token)
+        if not match or match.group(0).endswith("."):
+            continue
+        dotted = match.group(0)
+        head = dotted.split(".")[0]
+        is_call = token[len(dotted) :].startswith("(")
+        if head in namespace or head in KNOWN_MODULES:
+            assert _resolve(dotted, namespace), f"{name}: `{token}` does not exist"
+        elif is_call and "." not in dotted:
+            owners = [builtins, *(v for v in namespace.values() if inspect.isclass(v) or inspect.ismodule(v))]
+            assert any(hasattr(owner, dotted) for owner in owners), f"{name}: `{token}` is neither imported nor a method of an import"
+        else:
+            continue
+        checked += 1
+    assert checked, f"{name}: its docstring names nothing to check"
