@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from io import BytesIO
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
@@ -30,6 +31,7 @@ CENTRE_COLOURS = {"yellow": (230, 190, 30), "brown": (110, 65, 25), "black": (25
 BACKGROUND, LEAF = (40, 90, 40), (30, 110, 35)  # the green behind every flower
 COUNT_WORDS = {4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 SHAPES = ("round", "pointed")
+DRAW_SIZE, JPEG_QUALITY = 128, 92  # how `lab data synthetic` writes its images by default
 
 TEMPLATES = [
     "this flower has {n} {shape} {pc} petals and a {cc} center.",
@@ -84,6 +86,24 @@ def draw_flower(attrs: dict, size: int, rng: random.Random) -> Image.Image:
     return image.resize((size, size), Image.LANCZOS)
 
 
+def draw_as_loaded(attrs: dict, image_size: int, rng: random.Random, draw_size: int = DRAW_SIZE) -> Image.Image:
+    """A fresh flower as the lab's data pipeline delivers a data-set image: drawn at `draw_size`,
+    saved as JPEG like `generate` does, then resized bicubic to `image_size` like `lab.data.decode_image`.
+
+    Anything that judges generated images against real ones (the quality reader, the real side of
+    an evaluation) draws through here, so it sees exactly what the generator was trained to imitate.
+    """
+    buffer = BytesIO()
+    draw_flower(attrs, draw_size, rng).save(buffer, "JPEG", quality=JPEG_QUALITY)
+    with Image.open(buffer) as im:
+        return im.convert("RGB").resize((image_size, image_size), Image.BICUBIC)
+
+
+def full_caption(attrs: dict) -> str:
+    """The caption that names all four attributes (the first template), so each one can be scored."""
+    return captions_for(attrs)[0]
+
+
 def captions_for(attrs: dict) -> list[str]:
     words = dict(n=COUNT_WORDS[attrs["petals"]], shape=attrs["shape"], pc=attrs["petal_colour"], cc=attrs["centre_colour"])
     return [t.format(**words) for t in TEMPLATES]
@@ -111,7 +131,7 @@ def check_destination(root: Path, n: int, size: int, force: bool) -> None:
         raise LabError(f"{root} is not empty; its files could be overwritten: choose an empty folder or pass --force")
 
 
-def generate(root: str | Path, n: int = 512, size: int = 128, seed: int = 0, progress: bool = True, force: bool = False) -> Path:
+def generate(root: str | Path, n: int = 512, size: int = DRAW_SIZE, seed: int = 0, progress: bool = True, force: bool = False) -> Path:
     """Write `n` synthetic flowers to `root` in the cvpr2016 layout; returns `root`.
 
     `root` must be empty or missing unless `force` (then same-named files are overwritten)."""
@@ -127,7 +147,7 @@ def generate(root: str | Path, n: int = 512, size: int = 128, seed: int = 0, pro
         for i in tqdm(range(n), desc="drawing synthetic flowers", disable=not progress, unit="img"):
             name = f"image_{i + 1:05d}"
             attrs = random_attributes(rng)
-            draw_flower(attrs, size, rng).save(root / "images" / f"{name}.jpg", quality=92)
+            draw_flower(attrs, size, rng).save(root / "images" / f"{name}.jpg", quality=JPEG_QUALITY)
             (root / "captions" / f"{name}.txt").write_text("\n".join(captions_for(attrs)) + "\n")
             attributes[name] = attrs
         (root / "attributes.json").write_text(json.dumps(attributes, indent=1))

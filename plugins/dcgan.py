@@ -128,7 +128,9 @@ class DCGANGenerator(Generator):
 class DCGANDiscriminator(Discriminator):
     """Strided convs to 4x4 image features, text projection tiled over 4x4, concat, 4x4 conv -> 1 logit."""
 
-    def __init__(self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch"):
+    def __init__(
+        self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch", joint: bool = False
+    ):
         super().__init__()
         if norm not in ("batch", "none"):
             raise LabError(f"discriminator norm must be 'batch' or 'none', got {norm!r}")
@@ -140,7 +142,15 @@ class DCGANDiscriminator(Discriminator):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batch_norm), *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True)]
         self.image_net = nn.Sequential(*layers)
         self.project = text_projection(text_dim, text_proj_dim, norm=batch_norm)
-        self.head = nn.Conv2d(plan[-1] + text_proj_dim, 1, 4, 1, 0, bias=False)
+        # With `joint`, a 3x3 conv + LeakyReLU mixes image and text before the head (as in Reed et al.'s D);
+        # without it the logit is a *sum* of an image score and a text score, which cannot tell a
+        # matching pair from a mismatched one: only the L1 and feature terms of GAN-CLS then teach the text.
+        self.joint = nn.Identity()
+        head_in = plan[-1] + text_proj_dim
+        if joint:
+            self.joint = nn.Sequential(nn.Conv2d(head_in, plan[-1], 3, 1, 1, bias=not batch_norm), *([nn.BatchNorm2d(plan[-1])] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
+            head_in = plan[-1]
+        self.head = nn.Conv2d(head_in, 1, 4, 1, 0, bias=False)
         self.apply(init_weights)
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +158,7 @@ class DCGANDiscriminator(Discriminator):
             raise LabError(f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}")
         features = self.image_net(image)
         text = self.project(text_embedding)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
-        logits = self.head(torch.cat([features, text], dim=1))
+        logits = self.head(self.joint(torch.cat([features, text], dim=1)))
         return logits.flatten(), features
 
 
