@@ -1,11 +1,8 @@
-"""Does a generated image show what its caption says? Two measures.
+"""R-precision: does a generated image show what its caption says, on any data?
 
-- Attribute accuracy (synthetic flowers): the petal colour is read from the
-  pixels (a vote of the petal ring against the palette the flowers are drawn
-  from) and compared with the colour the caption names. On the real synthetic
-  images this reads the colour right practically always, so a low score on
-  generated images is the generator's fault, not the measure's.
-- R-precision (any data, as in AttnGAN): a small image-text matcher, trained by
+(On the synthetic flowers `lab.quality` reads the four attributes directly.)
+
+- R-precision (as in AttnGAN): a small image-text matcher, trained by
   the lab on the real training images, ranks the image's own caption against
   99 other captions; the score is how often it ranks first. The matcher always
   uses the same text encoder (MiniLM), so runs with different encoders are
@@ -14,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -25,46 +21,9 @@ from tqdm import tqdm
 
 from .files import atomic_save, load_cache
 from .pixels import to_float
-from .synthetic import BACKGROUND, CENTRE_COLOURS, LEAF, PETAL_COLOURS, captions_for
 
-# Colours that are not petals: the leafy background and the centre colours no petal has.
-# Pixels nearest to one of these cast no vote.
-BACKGROUND_COLOURS = [BACKGROUND, LEAF, (20, 60, 20), (60, 130, 60), CENTRE_COLOURS["brown"], CENTRE_COLOURS["black"]]
-PETAL_RING = (0.15, 0.32)  # radii, as a fraction of the image side, between the centre disc and the petal tips
 MATCHER_STEPS = 400
 MATCHER_SIZE = 32  # colour, petal count and shape survive at 32px, and it keeps the matcher cheap on a CPU
-
-
-def petal_colours(images: torch.Tensor) -> list[str | None]:
-    """Petal colour name of each uint8 image [N, 3, S, S]: the palette colour most pixels of the petal ring are nearest to.
-
-    None when no pixel of the ring is nearer a petal colour than the background.
-    """
-    size = images.shape[-1]
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    radius = ((yy - (size - 1) / 2) ** 2 + (xx - (size - 1) / 2) ** 2).sqrt() / size
-    ring = (radius >= PETAL_RING[0]) & (radius <= PETAL_RING[1])
-    pixels = images.float().permute(0, 2, 3, 1)[:, ring]  # [N, P, 3]
-    palette = torch.tensor([*PETAL_COLOURS.values(), *BACKGROUND_COLOURS], dtype=torch.float)
-    nearest = torch.cdist(pixels, palette.expand(len(pixels), -1, -1)).argmin(-1)
-    votes = F.one_hot(nearest, len(palette))[..., : len(PETAL_COLOURS)].sum(1)  # [N, n_petal_colours]
-    names = list(PETAL_COLOURS)
-    return [names[int(v.argmax())] if v.max() > 0 else None for v in votes]
-
-
-def caption_colours(data_dir: str | Path) -> dict[str, str] | None:
-    """caption text -> the petal colour it names, from the synthetic set's attributes.json (None for other data)."""
-    path = Path(data_dir) / "attributes.json"
-    if not path.is_file():
-        return None
-    attributes = json.loads(path.read_text())
-    return {caption: attrs["petal_colour"] for attrs in attributes.values() for caption in captions_for(attrs)}
-
-
-def attribute_accuracy(images: torch.Tensor, captions: list[str], colours: dict[str, str]) -> float:
-    """Fraction of images whose measured petal colour is the one their caption names."""
-    measured = petal_colours(images)
-    return sum(m == colours[c] for m, c in zip(measured, captions)) / max(len(captions), 1)
 
 
 class Matcher(nn.Module):

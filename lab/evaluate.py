@@ -1,15 +1,21 @@
-"""`lab eval`: FID, KID, Inception Score and text-image alignment of a trained run.
+"""`lab eval`: does a run make images that follow their captions, varied, and realistic?
 
 Protocol (also written into `eval.json`, so every number carries how it was made):
-- captions: `n` captions drawn (seeded) from all captions of the chosen split's
-  images; each gets one generated image with its own noise vector;
-- real images: every image of that split, at the run's `image_size`, the
-  resolution the generator was trained to imitate;
-- both sides are uint8, resized to 299x299 with TF1 bilinear and fed to the
-  standard TF-2015 FID Inception (see `lab.fid`); real features are cached;
-- alignment: petal-colour accuracy (synthetic flowers only) and R-precision
-  with the lab's matcher; both also measured on the real images of the same
-  captions, which is the best score to expect.
+- captions: on the synthetic flowers, `lab.quality.eval_captions`: half describe
+  test-split flowers, half are attribute combinations no training flower has,
+  each naming all four attributes; on other data, `n` captions drawn (seeded)
+  from the chosen split. Each caption gets one image with its own noise vector.
+- attribute accuracy (synthetic flowers): a small classifier trained on freshly
+  drawn real flowers reads petal colour, centre colour, petal count and petal
+  shape back from every image; it reads held-out real flowers at >= 98% each,
+  and the same captions drawn for real are scored beside the generated ones.
+- diversity: how much a caption's images vary with the noise (mean pairwise
+  distance at 32px over 6 noises for 32 captions), as a ratio to real drawings
+  of the same attributes: 1 = as varied as real flowers, 0 = noise ignored.
+- FID / KID: against every *train-split* image (hundreds, not the few test
+  images), both sides uint8 at the run's size, resized to 299x299 with TF1
+  bilinear into the standard TF-2015 FID Inception (see `lab.fid`).
+- R-precision with the lab's image-text matcher, also on the real images.
 FID and KID from a few hundred images are biased upwards and noisy (published
 numbers use 30k-50k); compare runs evaluated with the same protocol only.
 """
@@ -22,9 +28,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import alignment
+from . import alignment, quality
 from .config import ExperimentConfig, apply
-from .data import FlowersDataset, build_dataset, embed_texts
+from .data import build_dataset, embed_texts
 from .device import resolve_device
 from .errors import LabError
 from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid
@@ -32,10 +38,13 @@ from .files import write_json
 from .interfaces import TextEncoder
 from .models import load_encoder
 from .pipeline import Pipeline
+from .pixels import to_uint8
+from .weights import lab_home
 
 DEFAULT_N = 500
 MATCHER_ENCODER = "minilm"  # one fixed ruler for R-precision, whatever encoder a run uses
 R_CANDIDATES = 100
+DIVERSITY_CAPTIONS, DIVERSITY_NOISES = 32, 6
 EVAL_JSON, EVAL_PNG = "eval.json", "eval.png"
 
 
@@ -66,28 +75,36 @@ def inception_score(images: torch.Tensor, device: str, batch_size: int, progress
     return {"mean": float(mean), "std": float(std)}
 
 
-def alignment_scores(config: ExperimentConfig, dataset: FlowersDataset, idx: torch.Tensor, fake: torch.Tensor, matcher_steps: int, progress: bool = True) -> dict:
-    """Petal-colour accuracy and R-precision of generated images, next to the same scores of the real images."""
-    captions = [dataset.texts[i] for i in idx.tolist()]
-    real = dataset.images[dataset.caption_image[idx]]
-    out: dict = {}
-    colours = alignment.caption_colours(config.data_dir)
-    if colours is None:
-        out["attribute_accuracy"] = {"unavailable": "no attributes.json: petal colours are only known for the synthetic flowers"}
-    else:
-        out["attribute_accuracy"] = {"generated": alignment.attribute_accuracy(fake, captions, colours), "real": alignment.attribute_accuracy(real, captions, colours)}
+def r_precision_scores(config: ExperimentConfig, captions: list[str], fake: torch.Tensor, real: torch.Tensor, matcher_steps: int, progress: bool = True) -> dict:
+    """R-precision of generated images and of real images for the same captions (candidates: these and the split's captions)."""
     try:
         encoder = load_encoder(apply(config, {"encoder": MATCHER_ENCODER, "encoder_path": ""}))
     except LabError as e:
-        out["r_precision"] = {"unavailable": f"the matcher's text encoder is missing: {e}"}
-        return out
+        return {"unavailable": f"the matcher's text encoder is missing: {e}"}
     matcher, train_images = train_split_matcher(config, encoder, matcher_steps, progress)
-    texts = list(dict.fromkeys(dataset.texts))
+    split_texts = build_dataset(config, encoder, progress)[0].texts
+    texts = list(dict.fromkeys([*captions, *split_texts]))
     embeddings = dict(zip(texts, embed_texts(encoder, texts, Path(config.cache_dir), progress)))
     generated, k = alignment.r_precision(matcher, fake, captions, embeddings, R_CANDIDATES)
     real_score, _ = alignment.r_precision(matcher, real, captions, embeddings, R_CANDIDATES)
-    out["r_precision"] = {"generated": generated, "real": real_score, "candidates": k, "matcher": f"{MATCHER_ENCODER} text, trained on {train_images} train-split images"}
-    return out
+    return {"generated": generated, "real": real_score, "candidates": k, "matcher": f"{MATCHER_ENCODER} text, trained on {train_images} train-split images"}
+
+
+def attribute_scores(config: ExperimentConfig, pipe: Pipeline, chosen: list[quality.EvalCaption], fake: torch.Tensor, seed: int, progress: bool) -> tuple[dict, dict, torch.Tensor]:
+    """(attribute accuracy, diversity, real drawings of the captions): the synthetic flowers' ruler."""
+    attrs = [c.attrs for c in chosen]
+    reader = quality.load_reader(config.image_size, lab_home(), progress=progress)  # depends on the renderer only: shared by every run
+    real = quality.draw_real(attrs, config.image_size, seed, progress)
+    accuracy = quality.attribute_accuracy(reader, fake, attrs)
+    unseen = [i for i, c in enumerate(chosen) if c.unseen]
+    accuracy["real"] = quality.attribute_accuracy(reader, real, attrs)
+    if unseen:
+        accuracy["unseen_combinations"] = {"captions": len(unseen), **quality.attribute_accuracy(reader, fake[unseen], [attrs[i] for i in unseen])}
+    accuracy["reader_held_out"] = reader.held_out
+    some = chosen[:DIVERSITY_CAPTIONS]
+    varied = to_uint8(pipe([c.caption for c in some], DIVERSITY_NOISES, seed + 1))
+    diversity = quality.diversity_scores(varied.view(len(some), DIVERSITY_NOISES, *varied.shape[1:]), [c.attrs for c in some], seed)
+    return accuracy, diversity, real
 
 
 def train_split_matcher(config: ExperimentConfig, encoder: TextEncoder, steps: int, progress: bool = True) -> tuple[alignment.Matcher, int]:
@@ -111,35 +128,53 @@ def evaluate(
     """Score a run, write `eval.json` and `eval.png` into its directory, and return the scores."""
     if n < 2:
         raise LabError(f"--n must be at least 2 (FID needs two images), got {n}")
+    if batch_size < 1:
+        raise LabError(f"--batch-size must be at least 1, got {batch_size}")
     device = resolve_device(device)
     pipe = Pipeline.from_run(run_dir, device, batch_size=batch_size)
     run = pipe.run
     config = apply(run.config, {"split": split, "captions": "all"})
     dataset, _ = build_dataset(config, pipe.encoder, progress)
-    if len(dataset.images) < 2:
-        raise LabError(f"the {split} split has {len(dataset.images)} image(s); FID needs at least 2")
-    idx = pick_captions(len(dataset.texts), n, seed)
-    fake = pipe.one_each(dataset.embeddings[idx], seed, progress)
+    reference, _ = build_dataset(apply(config, {"split": "train"}), pipe.encoder, progress)
+    if len(reference.images) < 2:
+        raise LabError(f"the train split has {len(reference.images)} image(s); FID needs at least 2")
+    synthetic = (Path(config.data_dir) / "attributes.json").is_file()
+    if synthetic:
+        chosen = quality.eval_captions(config.data_dir, n, seed)
+        captions = [c.caption for c in chosen]
+        embeddings = embed_texts(pipe.encoder, captions, Path(config.cache_dir), progress)
+        described = f"{n} from lab.quality.eval_captions (seed {seed}): {sum(not c.unseen for c in chosen)} describe {split}-split flowers, {sum(c.unseen for c in chosen)} are attribute combinations no train-split flower has"
+    else:
+        idx = pick_captions(len(dataset.texts), n, seed)
+        captions, embeddings = [dataset.texts[i] for i in idx.tolist()], dataset.embeddings[idx]
+        described = f"{n} drawn with seed {seed} from the {len(dataset.texts)} captions of the {split} split"
+    fake = pipe.one_each(embeddings, seed, progress)
 
     extractor = InceptionFeatures().to(device)
-    real_features = cached_features(extractor, dataset.images, split, Path(config.cache_dir), batch_size, progress)
+    real_features = cached_features(extractor, reference.images, "train", Path(config.cache_dir), batch_size, progress)
     fake_features = extract_features(extractor, fake, batch_size, "Inception features, generated images", progress)
-    results = {
+    results: dict = {
         "run": str(run.dir),
         "epoch": run.epoch,
         "protocol": {
             "split": split,
-            "real_images": len(dataset.images),
+            "captions": described + "; one noise vector per image",
             "generated_images": n,
-            "captions": f"{n} drawn with seed {seed} from the {len(dataset.texts)} captions of the split, one noise vector per image",
+            "real_images": len(reference.images),
+            "fid_reference": f"all {len(reference.images)} train-split images",
             "image_size": config.image_size,
             "resize": f"{config.image_size}x{config.image_size} -> 299x299, TF1 bilinear",
             "features": PROTOCOL,
         },
         **fid_kid(real_features, fake_features, seed=seed),
         "inception_score": inception_score(fake, device, batch_size, progress),
-        **alignment_scores(config, dataset, idx, fake, matcher_steps, progress),
     }
+    if synthetic:
+        results["attribute_accuracy"], results["diversity"], real = attribute_scores(config, pipe, chosen, fake, seed, progress)
+    else:
+        results["attribute_accuracy"] = results["diversity"] = {"unavailable": "attributes are only known for the synthetic flowers (attributes.json)"}
+        real = dataset.images[dataset.caption_image[idx]]
+    results["r_precision"] = r_precision_scores(config, captions, fake, real, matcher_steps, progress)
     write_json(results, run.dir / EVAL_JSON)
     save_table(results, run.dir / EVAL_PNG)
     return results
@@ -147,20 +182,25 @@ def evaluate(
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
     """(metric, value) lines for the terminal, the PNG table and the app."""
-    def paired(entry: dict, fmt: str) -> str:
-        if "unavailable" in entry:
-            return f"unavailable: {entry['unavailable']}"
-        return f"{entry['generated']:{fmt}} (real images: {entry['real']:{fmt}})"
-
-    score = results["inception_score"]
+    score, accuracy, diversity, r_prec = results["inception_score"], results["attribute_accuracy"], results["diversity"], results["r_precision"]
     rows = [
         ("FID", f"{results['fid']:.2f}"),
         ("KID", f"{results['kid_mean']:.4f} ± {results['kid_std']:.4f}"),
         ("Inception Score", f"{score['mean']:.2f} ± {score['std']:.2f}" if "mean" in score else f"unavailable: {score['unavailable']}"),
-        ("petal-colour accuracy", paired(results["attribute_accuracy"], ".1%")),
     ]
-    r_prec = results["r_precision"]
-    rows.append((f"R-precision (1 of {r_prec.get('candidates', R_CANDIDATES)})", paired(r_prec, ".1%")))
+    if "unavailable" in accuracy:
+        rows.append(("attribute accuracy", f"unavailable: {accuracy['unavailable']}"))
+    else:
+        names = {**{a: a.replace("_", " ") for a in quality.ATTRIBUTES}, "all_four": "all four attributes"}
+        rows += [(name, f"{accuracy[key]:.1%} (real images: {accuracy['real'][key]:.1%})") for key, name in names.items()]
+        if "unseen_combinations" in accuracy:
+            unseen = accuracy["unseen_combinations"]
+            rows.append((f"unseen combinations ({unseen['captions']})", f"{unseen['mean']:.1%} mean, {unseen['all_four']:.1%} all four"))
+        rows.append(("diversity vs real", f"{diversity['ratio']:.2f} ({diversity['generated']:.3f} / real {diversity['real']:.3f})"))
+    if "unavailable" in r_prec:
+        rows.append(("R-precision", f"unavailable: {r_prec['unavailable']}"))
+    else:
+        rows.append((f"R-precision (1 of {r_prec['candidates']})", f"{r_prec['generated']:.1%} (real images: {r_prec['real']:.1%})"))
     return rows
 
 
@@ -175,7 +215,7 @@ def save_table(results: dict, path: Path) -> None:
 
     protocol = results["protocol"]
     rows = summary_rows(results) + [
-        ("protocol", f"{protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images"),
+        ("protocol", f"{protocol['generated_images']} generated ({protocol['split']} captions) vs {protocol['fid_reference']}"),
         ("resize", protocol["resize"]),
     ]
     wrapped = [(name, textwrap.wrap(value, 72)) for name, value in rows]
@@ -196,7 +236,7 @@ def main(args) -> None:
     """`lab eval --run DIR`."""
     results = evaluate(args.run, args.n, args.split, args.seed, args.batch_size, args.device)
     protocol = results["protocol"]
-    print(f"{results['run']} at epoch {results['epoch']}: {protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images, {protocol['resize']}")
+    print(f"{results['run']} at epoch {results['epoch']}: {protocol['generated_images']} generated ({protocol['split']} captions) vs {protocol['fid_reference']}, {protocol['resize']}")
     for name, value in summary_rows(results):
         print(f"  {name:28s} {value}")
     print(f"wrote {Path(results['run']) / EVAL_JSON} and {EVAL_PNG}")

@@ -33,7 +33,7 @@ from . import synthetic
 from .captions import load_captions
 from .data import split_indices
 from .errors import LabError
-from .files import atomic_save
+from .files import atomic_save, load_cache
 
 READ_SIZE = 32  # measured: colour, count and shape all read at 100% on held-out flowers at 32px, and it keeps training cheap
 DIVERSITY_SIZE = 32  # position, rotation and leaves still show; pixel noise and fine texture do not count as variety
@@ -162,9 +162,8 @@ def load_reader(image_size: int, cache_dir: str | Path, settings: ReaderSettings
     """The reader for `image_size`, trained on first use and cached under `cache_dir/quality/`."""
     path = reader_cache_path(image_size, Path(cache_dir), settings)
     reader = AttributeReader(image_size, settings.width)
-    if path.is_file():
-        blob = torch.load(path, weights_only=True)
-        reader.load_state_dict(blob["weights"])
+    blob = load_cache(path, lambda b: isinstance(b, dict) and reader.load_state_dict(b["weights"]) is not None)
+    if blob is not None:
         reader.held_out = blob["held_out"]
         return reader.eval()
     reader = train_reader(image_size, settings, progress)
