@@ -24,8 +24,8 @@ from .checkpoint import Run
 from .errors import LabError
 from .evaluate import EVAL_JSON, summary_rows
 from .pipeline import Pipeline, validate_caption
-from .sweep import LEADERBOARD
 from .pixels import to_pil
+from .sweep import LEADERBOARD
 
 MAX_IMAGES = 8
 MAX_SEED = 2**31 - 1

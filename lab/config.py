@@ -76,6 +76,7 @@ class ExperimentConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     ema: float = 0.0  # decay of an exponential moving average of G's weights (e.g. 0.999); 0 = off
+    mode_seeking: float = 0.0  # weight of MSGAN's term rewarding G for using its noise (e.g. 1.0); 0 = off
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int = 0  # torch CPU threads, 0 = torch's default
@@ -111,6 +112,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "ema": (lambda v: 0 <= v < 1, "in [0, 1): 0 = off, e.g. 0.999"),
+    "mode_seeking": (lambda v: math.isfinite(v) and v >= 0, "0 (off) or a positive weight"),
     "seed": (lambda v: 0 <= v < 2**63, "a whole number from 0 to 2**63-1"),
     "threads": (lambda v: v >= 0, "0 (torch's default) or more"),
     "sample_every": (lambda v: v >= 1, "at least 1"),

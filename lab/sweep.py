@@ -104,15 +104,15 @@ def entry(name: str, results: dict, run_dir: Path) -> dict:
     """One leaderboard row: the numbers people compare, flat."""
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
     accuracy = results.get("attribute_accuracy", {})
-    generated = accuracy.get("generated", {})
     return {
         "variant": name,
         "run": str(run_dir),
         "epochs": metrics[-1]["epoch"] if metrics else results.get("epoch", 0),
         "images_per_s": metrics[-1].get("images_per_s") if metrics else None,
         "fid": results["fid"],
-        **{a: generated.get(a) for a in (*ATTRIBUTES, "mean", "all_four")},
+        **{a: accuracy.get(a) for a in (*ATTRIBUTES, "mean", "all_four")},
         "diversity": results.get("diversity", {}).get("ratio"),
+        "r_precision": results.get("r_precision", {}).get("generated"),
     }
 
 

@@ -48,6 +48,7 @@ from .device import resolve_device
 from .errors import LabError
 from .files import atomic_write
 from .interfaces import LossRecipe
+from .mode_seeking import ModeSeekingGenerator
 from .models import build_parts, load_encoder
 from .pipeline import Pipeline
 from .plots import caption_grid, save_loss_plot
@@ -158,6 +159,9 @@ class Trainer:
         self.discriminator.to(self.dist.device, memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False) if config.ema else None
         self.judge = self.discriminator  # what the loss recipe calls: D, behind DiffAugment when it is on
+        self.painter = self.generator  # what the step calls: G, with the mode-seeking term when it is on
+        if config.mode_seeking:
+            self.painter = ModeSeekingGenerator(self.generator, config.mode_seeking)
         if config.augment.policy:
             self.judge = AugmentedDiscriminator(self.discriminator, config.augment.policy, seed=config.seed * 1000 + self.dist.rank + 1)
         betas = (config.beta1, config.beta2)
@@ -310,7 +314,7 @@ class Trainer:
         """Fetch one batch (with its wrong images and noise from the run's RNG) and train on it."""
         batch = self._to_device(self.dataset.__getitems__(indices))
         noise = torch.randn(len(indices), self.generator.noise_dim, generator=self.rng).to(self.dist.device)
-        terms = train_step(self.generator, self.judge, self.recipe, self.opt_g, self.opt_d, batch, noise)
+        terms = train_step(self.painter, self.judge, self.recipe, self.opt_g, self.opt_d, batch, noise)
         if self.ema is not None:
             self.update_ema()
         return terms

@@ -1,0 +1,97 @@
+"""`lab sweep`: variants trained and scored alike, a leaderboard, nothing redone or lost; `lab generate --out-dir`."""
+import json
+
+import pytest
+from PIL import Image
+
+from lab.app import expand_sweeps
+from lab.errors import LabError
+from lab.sweep import read_sweep, sweep
+from tests.helpers import run_lab
+
+
+@pytest.fixture(scope="module")
+def sweep_file(tmp_path_factory, synthetic_root):
+    folder = tmp_path_factory.mktemp("sweep")
+    path = folder / "sweep.toml"
+    path.write_text(f"""
+out_dir = "{folder / 'out'}"
+[eval]
+n = 6
+batch_size = 8
+[base]
+data_dir = "{synthetic_root}"
+cache_dir = "{folder / 'cache'}"
+encoder = "minilm"
+split = "all"
+batch_size = 8
+epochs = 1
+threads = 1
+generator = {{name = "dcgan", width = 8}}
+discriminator = {{name = "dcgan", width = 8}}
+[variants.plain]
+loss = "gan-cls"
+[variants.no-l1]
+loss = {{name = "gan-cls", l1_weight = 0.0}}
+discriminator = {{joint = true}}
+""")
+    return path
+
+
+def test_sweep_trains_scores_and_ranks_every_variant_then_reuses_them(sweep_file, capsys):
+    board = sweep(sweep_file, progress=False)
+    out = board.parent
+    rows = json.loads((out / "leaderboard.json").read_text())["rows"]
+    assert sorted(r["variant"] for r in rows) == ["no-l1", "plain"]
+    for row in rows:
+        assert row["epochs"] == 1 and row["fid"] > 0 and 0 <= row["all_four"] <= row["mean"] <= 1 and row["diversity"] >= 0
+        assert Image.open(out / row["variant"] / "sweep_samples.png").height == 4 * 64
+    assert json.loads((out / "no-l1" / "config.json").read_text())["config"]["discriminator"] == {"name": "dcgan", "width": 8, "joint": True}
+    table = board.read_text()
+    assert table.startswith("| variant | epochs |") and "![leaderboard](leaderboard.png)" in table
+    assert Image.open(out / "leaderboard.png").width > 400
+
+    stamps = {r["variant"]: (out / r["variant"] / "checkpoint.pt").stat().st_mtime_ns for r in rows}
+    sweep(sweep_file, progress=False)  # finished and evaluated: nothing is trained again
+    assert stamps == {r["variant"]: (out / r["variant"] / "checkpoint.pt").stat().st_mtime_ns for r in rows}
+    runs, sweeps = expand_sweeps([out])
+    assert sweeps == [out] and sorted(p.name for p in runs) == ["no-l1", "plain"]
+
+
+def test_a_changed_variant_is_refused_without_force(sweep_file, tmp_path):
+    changed = tmp_path / "changed.toml"
+    changed.write_text(sweep_file.read_text().replace('loss = "gan-cls"', 'loss = {name = "gan-cls", feature_weight = 10.0}'))
+    sweep(sweep_file, only=["plain"], progress=False)
+    with pytest.raises(LabError, match="variant 'plain' changed since"):
+        sweep(changed, only=["plain"], progress=False)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[variants]\n", "no \\[variants.NAME\\] tables"),
+    ("colour = 1\n[variants.a]\n", "unknown sweep key"),
+    ("[variants.a]\nepochs = 0\n", "variant 'a': config key 'epochs' must be at least 1"),
+    ('[variants."a b"]\n', "must be letters, digits"),
+])
+def test_bad_sweep_files_are_one_line_errors(tmp_path, text, message):
+    (tmp_path / "s.toml").write_text(text)
+    with pytest.raises(LabError, match=message):
+        read_sweep(tmp_path / "s.toml")
+
+
+def test_generate_out_dir_writes_one_png_per_image_and_an_index(sweep_file, tmp_path):
+    run = read_sweep(sweep_file)[0] / "plain"
+    sweep(sweep_file, only=["plain"], progress=False)
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a red flower with five round petals\n\na blue flower\n")
+    out = run_lab("generate", "a white flower", "--captions-file", str(captions), "--run", str(run), "--n", "2", "--seed", "7", "--out-dir", str(tmp_path / "imgs"))
+    assert out.returncode == 0, out.stderr
+    index = json.loads((tmp_path / "imgs" / "index.json").read_text())["images"]
+    assert [(e["caption"], e["noise_index"], e["seed"]) for e in index] == [
+        (c, k, 7) for c in ("a white flower", "a red flower with five round petals", "a blue flower") for k in range(2)]
+    assert all(Image.open(tmp_path / "imgs" / e["file"]).size == (64, 64) for e in index)
+    again = run_lab("generate", "a white flower", "--run", str(run), "--out-dir", str(tmp_path / "imgs"))
+    assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
+    for args, message in ((["--seed", str(2**70)], "--seed must be"), (["--out", str(tmp_path / "x.txt")], "must name a .png"),
+                          (["--device", "tpu9"], "unknown device")):
+        bad = run_lab("generate", "a flower", "--run", str(run), *args)
+        assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
