@@ -3,7 +3,6 @@ import random
 
 import pytest
 import torch
-from PIL import Image
 
 from lab.captions import load_captions
 from lab.checkpoint import load_checkpoint
