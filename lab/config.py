@@ -55,10 +55,12 @@ class ExperimentConfig:
     # data
     data_dir: str = "data/synthetic-flowers"  # created on first use when it is the synthetic default
     captions: str = "first"  # "first" caption per image or "all" captions
-    split: str = "train"  # "train", "test" or "all" (a fixed, seeded 90/10 split by image)
+    split: str = "train"  # "train", "test" or "all": by the class files when present (train+val / test classes), else a seeded 90/10 image split
     max_images: int = 0  # 0 = all; otherwise the first N images (quick experiments)
     synthetic_images: int = 512  # size of the synthetic set generated when data_dir is missing
     cache_dir: str = ".cache/t2i-lab"
+    augment_photos: str = "auto"  # random crop + mirror of every training image (wrong ones too): "on", "off", "auto" = on unless the data has attributes.json (the synthetic set)
+    crop_scale: float = 1.1875  # crops are cut from images cached at crop_scale x image_size (76 px for 64); 1 = flips only
     # parts: registry names (or module:attribute) with their own settings
     encoder: str = "mpnet"
     encoder_path: str = ""  # local weights directory or hub name; "" = the plugin's default
@@ -103,6 +105,8 @@ RANGES: dict[str, tuple[Any, str]] = {
     "split": (lambda v: v in ("train", "test", "all"), "'train', 'test' or 'all'"),
     "max_images": (lambda v: v == 0 or v >= 2, "0 (all) or at least 2"),
     "synthetic_images": (lambda v: v >= 2, "at least 2"),
+    "augment_photos": (lambda v: v in ("auto", "on", "off"), "'auto', 'on' or 'off'"),
+    "crop_scale": (lambda v: 1 <= v <= 2, "from 1 (flips only) to 2"),
     "image_size": (lambda v: v >= 16 and v & (v - 1) == 0, "a power of two, at least 16"),
     "epochs": (lambda v: v >= 1, "at least 1"),
     "time_limit": (lambda v: math.isfinite(v) and v >= 0, "0 (no limit) or a number of minutes"),

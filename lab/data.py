@@ -134,29 +134,82 @@ def embed_texts(encoder: TextEncoder, texts: list[str], cache_dir: Path, progres
     return torch.stack([store[text_key(t)] for t in texts]).float()
 
 
+SPLITS = ("train", "test", "all")
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise LabError(f"split must be 'train', 'test' or 'all', got '{split}'")
+
+
 def split_indices(n: int, split: str) -> list[int]:
-    """A fixed, seeded 90/10 image split so train and test never share a flower."""
+    """A fixed, seeded 90/10 image split so train and test never share a flower (for data without class files)."""
+    _check_split(split)
     if split == "all":
         return list(range(n))
-    if split not in ("train", "test"):
-        raise LabError(f"split must be 'train', 'test' or 'all', got '{split}'")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
     n_test = max(1, round(n * TEST_FRACTION)) if n > 1 else 0
     chosen = order[:n_test] if split == "test" else order[n_test:]
     return sorted(chosen)
 
 
+def split_items(captions: CaptionSet, split: str) -> list[int]:
+    """Indices of `captions.items` in `split`: by the class files when the data has them (the standard
+    protocol: train on train+val classes, test on unseen classes), else the seeded 90/10 image split."""
+    _check_split(split)
+    if captions.class_split is None or split == "all":
+        return split_indices(len(captions.items), split)
+    labels = captions.class_split.train if split == "train" else captions.class_split.test
+    return [i for i, item in enumerate(captions.items) if item.label in labels]
+
+
+def split_protocol(captions: CaptionSet, split: str) -> str:
+    """One line saying which images `split` holds, and by which rule (for eval.json's protocol)."""
+    _check_split(split)
+    if split == "all":
+        return "all images"
+    classes = captions.class_split
+    if classes is None:
+        share = f"{round(TEST_FRACTION * 100)}%" if split == "test" else f"{round((1 - TEST_FRACTION) * 100)}%"
+        return f"{split}: a fixed seeded {share} of images (seed {SPLIT_SEED}; no class files)"
+    if split == "test":
+        return f"test: the {len(classes.test)} classes of {' + '.join(classes.test_files)}, unseen in training (standard class split)"
+    return f"train: the {len(classes.train)} classes of {' + '.join(classes.train_files)} (standard class split)"
+
+
+def photo_augmentation(config: ExperimentConfig) -> bool:
+    """Whether training images get random crops and flips: `augment_photos`, where "auto" means on for
+    photos and off for the synthetic set (evaluation reads its flowers' attributes, drawn centred)."""
+    if config.augment_photos == "auto":
+        return not (Path(config.data_dir) / "attributes.json").is_file()
+    return config.augment_photos == "on"
+
+
+def crop_source_size(config: ExperimentConfig) -> int:
+    """The side training crops are cut from: `crop_scale` x `image_size` (76 for 64, as in StackGAN)."""
+    return round(config.crop_scale * config.image_size)
+
+
 class FlowersDataset(Dataset):
     """One item per caption: (image, embedding, text, wrong_image) with images in [-1, 1].
 
     `__getitems__` serves a whole batch with tensor indexing, so the DataLoader
-    does no per-item Python work. `generator` drives the wrong-image draws; the
-    trainer owns and checkpoints it so a resumed run draws the same ones.
+    does no per-item Python work. `generator` drives the wrong-image draws and
+    the augmentation; the trainer owns and checkpoints it so a resumed run
+    draws the same ones.
+
+    With `crop_source` (the same images cached larger, uint8 [K, 3, L, L]),
+    every served image, the wrong one too, is a random `image_size` crop of
+    it, mirrored half of the time. `images` stays the full view at
+    `image_size`: what evaluation compares against.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, embeddings: torch.Tensor, texts: list[str], caption_image: torch.Tensor):
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, embeddings: torch.Tensor, texts: list[str], caption_image: torch.Tensor, crop_source: torch.Tensor | None = None
+    ):
         self.images, self.labels, self.embeddings = images, labels, embeddings
         self.texts, self.caption_image = texts, caption_image
+        self.crop_source = crop_source
         self.generator = torch.Generator().manual_seed(0)
 
     def __len__(self) -> int:
@@ -165,7 +218,10 @@ class FlowersDataset(Dataset):
     def to(self, device: torch.device) -> "FlowersDataset":
         """Keep images and embeddings on the training device (a GPU holds all of Flowers easily);
         indices and labels stay on the CPU with the generator that draws them."""
+        shared = self.crop_source is self.images  # flips only (crop_scale 1): one tensor, moved once
         self.images, self.embeddings = self.images.to(device), self.embeddings.to(device)
+        if self.crop_source is not None:
+            self.crop_source = self.images if shared else self.crop_source.to(device)
         return self
 
     @property
@@ -186,14 +242,32 @@ class FlowersDataset(Dataset):
                 wrong[same] = (image_idx[same] + torch.randint(1, n, (int(same.sum()),), generator=self.generator)) % n
         return wrong
 
+    def pixels(self, image_idx: torch.Tensor) -> torch.Tensor:
+        """uint8 images [N, 3, S, S]: the cached ones, or with `crop_source` a random crop of each, mirrored
+        with probability 1/2. One gather on the uint8 cache (crop and flip are just its indices), so
+        augmentation decodes nothing and costs a fraction of a millisecond per batch."""
+        if self.crop_source is None:
+            return self.images[image_idx]
+        n, size, device = len(image_idx), self.image_size, self.crop_source.device
+        top, left = torch.randint(0, self.crop_source.shape[-1] - size + 1, (2, n, 1), generator=self.generator)
+        flip = torch.rand(n, 1, generator=self.generator) < 0.5
+        steps = torch.arange(size)
+        rows = top + steps
+        cols = left + torch.where(flip, steps.flip(0), steps)
+        channels = torch.arange(3)
+        return self.crop_source[
+            image_idx[:, None, None, None].to(device), channels[None, :, None, None].to(device), rows[:, None, :, None].to(device), cols[:, None, None, :].to(device)
+        ]
+
     def __getitems__(self, indices: list[int]) -> dict:
         idx = torch.as_tensor(indices, dtype=torch.long)
         image_idx = self.caption_image[idx]
+        wrong_idx = self.wrong_indices(image_idx)
         return {
-            "image": to_float(self.images[image_idx]),
+            "image": to_float(self.pixels(image_idx)),
             "embedding": self.embeddings[idx],
             "text": [self.texts[i] for i in indices],
-            "wrong_image": to_float(self.images[self.wrong_indices(image_idx)]),
+            "wrong_image": to_float(self.pixels(wrong_idx)),
             "index": idx,
         }
 
@@ -213,9 +287,13 @@ def ensure_data(config: ExperimentConfig, progress: bool = True) -> Path:
 
 
 def build_dataset(config: ExperimentConfig, encoder: TextEncoder, progress: bool = True) -> tuple[FlowersDataset, CaptionSet]:
-    """Load captions and images of the configured split and encode the captions (all cached)."""
+    """Load captions and images of the configured split and encode the captions (all cached).
+
+    With photo augmentation the images are also cached at `crop_source_size`, the source of the crops."""
     captions = load_captions(ensure_data(config, progress), config.captions)
-    items = [captions.items[i] for i in split_indices(len(captions.items), config.split)]
+    items = [captions.items[i] for i in split_items(captions, config.split)]
+    if not items:
+        raise LabError(f"the {config.split} split of {config.data_dir} holds no images")
     if config.max_images:
         items = items[: config.max_images]
     cache_dir = Path(config.cache_dir)
@@ -226,4 +304,11 @@ def build_dataset(config: ExperimentConfig, encoder: TextEncoder, progress: bool
     caption_image = torch.tensor([i for i, it in enumerate(items) for _ in it.captions])
     labels = torch.tensor([it.label for it in items])
     embeddings = embed_texts(encoder, texts, cache_dir, progress)
-    return FlowersDataset(images, labels, embeddings, texts, caption_image), captions
+    crop_source = None
+    if photo_augmentation(config):
+        crop_source = images
+        if crop_source_size(config) != config.image_size:
+            crop_source, crop_kept, _ = load_images([it.image_path for it in items], crop_source_size(config), cache_dir, progress)
+            if len(crop_kept) != len(items):  # a file changed between the two reads
+                raise LabError(f"images in {config.data_dir} changed while being read; run again")
+    return FlowersDataset(images, labels, embeddings, texts, caption_image, crop_source), captions

@@ -1,0 +1,150 @@
+"""Real Flowers, in miniature: the original archive's layout with its class files, and photo augmentation."""
+import random
+
+import pytest
+import torch
+
+from lab.captions import load_captions
+from lab.checkpoint import load_checkpoint
+from lab.data import FlowersDataset, build_dataset, split_indices, split_items, split_protocol
+from lab.errors import LabError
+from lab.synthetic import draw_flower, random_attributes
+from lab.train import train
+
+CLASSES = {"trainclasses.txt": [1, 2, 3], "valclasses.txt": [4], "testclasses.txt": [5, 6]}
+PER_CLASS = 4
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """`cvpr2016_flowers/` one folder down: jpg/ + text_c10/class_*/ (captions beside .h5/.t7 files) + class files.
+    One photo is grayscale, one CMYK, as in the real archive."""
+    folder = tmp_path / "archive" / "cvpr2016_flowers"
+    (folder / "jpg").mkdir(parents=True)
+    rng = random.Random(0)
+    number = 0
+    for cls in range(1, 7):
+        text_dir = folder / "text_c10" / f"class_{cls:05d}"
+        text_dir.mkdir(parents=True)
+        for _ in range(PER_CLASS):
+            number += 1
+            name = f"image_{number:05d}"
+            image = draw_flower(random_attributes(rng), 96, rng)
+            image = image.convert("L") if number == 1 else image.convert("CMYK") if number == 2 else image
+            image.save(folder / "jpg" / f"{name}.jpg")
+            (text_dir / f"{name}.txt").write_text("".join(f"flower {number} of class {cls}, caption {k}\n" for k in range(10)))
+            (text_dir / f"{name}.h5").write_bytes(b"\x89HDF")
+            (text_dir / f"{name}.t7").write_bytes(b"\x00")
+    for file, classes in CLASSES.items():
+        (folder / file).write_text("".join(f"class_{c:05d}\n" for c in classes))
+    return folder
+
+
+def _config(tiny_config, archive, **overrides):
+    return tiny_config(**{"data_dir": str(archive.parent), "split": "train", **overrides})
+
+
+def test_class_files_give_the_standard_split(archive):
+    captions = load_captions(archive.parent)
+    class_of = [int(it.image_path.stem[-5:]) for it in captions.items]  # image numbers run class by class
+    train, test = split_items(captions, "train"), split_items(captions, "test")
+    assert {(class_of[i] - 1) // PER_CLASS + 1 for i in train} == {1, 2, 3, 4}  # train + val classes
+    assert {(class_of[i] - 1) // PER_CLASS + 1 for i in test} == {5, 6}  # unseen classes
+    assert sorted(train + test) == split_items(captions, "all") == list(range(6 * PER_CLASS))
+    assert split_protocol(captions, "test") == "test: the 2 classes of testclasses.txt, unseen in training (standard class split)"
+    assert split_protocol(captions, "train") == "train: the 4 classes of trainclasses.txt + valclasses.txt (standard class split)"
+
+
+def test_without_class_files_the_seeded_image_split_stays(archive):
+    for file in CLASSES:
+        (archive / file).unlink()
+    captions = load_captions(archive.parent)
+    assert captions.class_split is None
+    assert split_items(captions, "test") == split_indices(6 * PER_CLASS, "test")
+    assert split_protocol(captions, "test") == "test: a fixed seeded 10% of images (seed 1234; no class files)"
+
+
+@pytest.mark.parametrize(
+    "file, lines, message",
+    [
+        ("testclasses.txt", ["class_00005", "class_00099"], "names 'class_00099', which is not a folder in .*text_c10"),
+        ("testclasses.txt", ["class_00005", "class_00006", "class_00003"], "class_00003 is listed for training .* and for testing"),
+        ("valclasses.txt", [], "class_00004 is in none of trainclasses.txt, valclasses.txt, testclasses.txt"),
+        ("testclasses.txt", None, "has trainclasses.txt, valclasses.txt but no testclasses.txt"),
+    ],
+)
+def test_wrong_class_files_are_one_line_errors(archive, file, lines, message):
+    if lines is None:
+        (archive / file).unlink()
+    else:
+        (archive / file).write_text("\n".join(lines) + "\n")
+    with pytest.raises(LabError, match=message) as error:
+        load_captions(archive.parent)
+    assert "\n" not in str(error.value)
+
+
+def test_build_dataset_follows_the_class_split_and_converts_odd_jpegs(tiny_config, archive, minilm):
+    test_set, captions = build_dataset(_config(tiny_config, archive, split="test"), minilm, progress=False)
+    assert len(test_set.images) == 2 * PER_CLASS and set(test_set.labels.tolist()) == {4, 5}
+    train_set, captions = build_dataset(_config(tiny_config, archive), minilm, progress=False)
+    assert len(train_set.images) == 4 * PER_CLASS
+    assert captions.skipped == {"L image converted to RGB": 1, "CMYK image converted to RGB": 1}
+
+
+def _crops(source: torch.Tensor, size: int) -> torch.Tensor:
+    """Every size x size crop of every image in `source`, plain and mirrored: [K * offsets * 2, 3, size, size]."""
+    span = source.shape[-1] - size + 1
+    crops = [source[:, :, y : y + size, x : x + size] for y in range(span) for x in range(span)]
+    crops = torch.cat(crops)
+    return torch.cat([crops, crops.flip(-1)])
+
+
+def test_augmentation_serves_random_mirrored_crops_of_every_image_wrong_ones_too():
+    torch.manual_seed(0)
+    source = torch.randint(0, 256, (6, 3, 10, 10), dtype=torch.uint8)
+    images = source[:, :, 1:9, 1:9].clone()  # the full view is only used for its size here
+    ds = FlowersDataset(images, torch.tensor([0, 0, 1, 1, 2, 2]), torch.zeros(6, 2), [str(i) for i in range(6)], torch.arange(6), crop_source=source)
+    batch = ds.__getitems__(list(range(6)) * 20)
+    assert batch["image"].shape == batch["wrong_image"].shape == (120, 3, 8, 8)
+    own = [_crops(source[i : i + 1], 8) for i in range(6)]
+    for key in ("image", "wrong_image"):
+        served = torch.round((batch[key] + 1) * 127.5).to(torch.uint8)
+        for k, image in enumerate(served):
+            matches = (_crops(source, 8) == image).flatten(1).all(1)
+            assert matches.any(), f"{key} {k} is no crop of any cached image"
+            if key == "image":
+                assert (own[k % 6] == image).flatten(1).all(1).any(), "an image is not a crop of its own flower"
+    served = torch.round((batch["image"] + 1) * 127.5).to(torch.uint8)
+    views = {int(torch.nonzero((own[k % 6] == image).flatten(1).all(1))[0]) for k, image in enumerate(served)}
+    assert views == set(range(18)), "not every offset, plain and mirrored, occurs in 120 draws"  # (17/18)**120 < 0.1%
+
+    ds.generator.manual_seed(5)
+    first = ds.__getitems__([0, 1, 2])
+    ds.generator.manual_seed(5)
+    again = ds.__getitems__([0, 1, 2])
+    assert torch.equal(first["image"], again["image"]) and torch.equal(first["wrong_image"], again["wrong_image"])
+
+
+def test_augmentation_is_on_for_photos_and_off_for_the_synthetic_set(tiny_config, archive, minilm):
+    photos, _ = build_dataset(_config(tiny_config, archive), minilm, progress=False)
+    assert photos.crop_source.shape == (len(photos.images), 3, 76, 76) and photos.images.shape[-1] == 64
+    assert build_dataset(_config(tiny_config, archive, augment_photos="off"), minilm, progress=False)[0].crop_source is None
+    assert build_dataset(tiny_config(), minilm, progress=False)[0].crop_source is None  # synthetic: attributes.json
+    flips_only, _ = build_dataset(tiny_config(augment_photos="on", crop_scale=1.0), minilm, progress=False)
+    assert flips_only.crop_source is flips_only.images
+    with pytest.raises(LabError, match="crop_scale' must be from 1"):
+        tiny_config(crop_scale=0.5)
+
+
+def test_training_on_the_real_layout_resumes_bit_exact_with_augmentation(tiny_config, archive, tmp_path):
+    straight = train(_config(tiny_config, archive, out_dir=str(tmp_path / "straight")), progress=False)
+    halves = tmp_path / "halves"
+    train(_config(tiny_config, archive, out_dir=str(halves), epochs=1), progress=False)
+    train(_config(tiny_config, archive, out_dir=str(halves)), resume=halves, progress=False)
+    a, b = load_checkpoint(straight), load_checkpoint(halves)
+    for part in ("generator", "discriminator"):
+        for name, value in a[part].items():
+            assert torch.equal(value, b[part][name]), f"{part}.{name} differs after resume"
+    unaugmented = train(_config(tiny_config, archive, out_dir=str(tmp_path / "plain"), augment_photos="off"), progress=False)
+    weights = load_checkpoint(unaugmented)["generator"]
+    assert any(not torch.equal(v, a["generator"][k]) for k, v in weights.items()), "augmentation changed nothing"
