@@ -24,7 +24,7 @@ from tutorial import TutorialDataset, save_as_run, train_tutorial, tutorial_conf
 from lab import config as config_lib
 from lab.captions import load_captions
 from lab.checkpoint import load_checkpoint
-from lab.data import embed_texts, ensure_data, split_indices
+from lab.data import embed_texts, ensure_data, split_items
 from lab.evaluate import EVAL_JSON, evaluate
 from lab.models import load_encoder
 from lab.sweep import collect, read_sweep, sample_grid, sweep, write_leaderboard
@@ -41,7 +41,7 @@ def run_tutorial(base, out_dir: Path, eval_settings: dict) -> None:
     config = tutorial_config(config_lib.apply(base, {"out_dir": str(run_dir)}))
     encoder = load_encoder(config)
     captions = load_captions(ensure_data(config), config.captions)
-    items = [captions.items[i] for i in split_indices(len(captions.items), "train")]
+    items = [captions.items[i] for i in split_items(captions, "train")]
     texts = [t for it in items for t in it.captions]
     embeddings = dict(zip(texts, embed_texts(encoder, texts, Path(config.cache_dir))))
     dataset = TutorialDataset(items, config.image_size, embeddings, seed=config.seed)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from . import alignment, quality
 from .config import ExperimentConfig, apply
-from .data import build_dataset, embed_texts
+from .data import build_dataset, embed_texts, split_protocol
 from .device import resolve_device
 from .errors import LabError
 from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid
@@ -134,7 +134,7 @@ def evaluate(
     pipe = Pipeline.from_run(run_dir, device, batch_size=batch_size)
     run = pipe.run
     config = apply(run.config, {"split": split, "captions": "all"})
-    dataset, _ = build_dataset(config, pipe.encoder, progress)
+    dataset, caption_set = build_dataset(config, pipe.encoder, progress)
     reference, _ = build_dataset(apply(config, {"split": "train"}), pipe.encoder, progress)
     if len(reference.images) < 2:
         raise LabError(f"the train split has {len(reference.images)} image(s); FID needs at least 2")
@@ -158,6 +158,7 @@ def evaluate(
         "epoch": run.epoch,
         "protocol": {
             "split": split,
+            "split_rule": {s: split_protocol(caption_set, s) for s in (split, "train")},
             "captions": described + "; one noise vector per image",
             "generated_images": n,
             "real_images": len(reference.images),

@@ -43,7 +43,7 @@ from .checkpoint import (
     save_run_config,
 )
 from .config import ExperimentConfig
-from .data import build_dataset, ensure_data
+from .data import build_dataset, ensure_data, photo_augmentation
 from .device import resolve_device
 from .errors import LabError
 from .files import atomic_write
@@ -176,6 +176,8 @@ class Trainer:
             self.dataset, captions = build_dataset(config, self.encoder, self.progress)
             if captions.skipped:
                 print("data: " + ", ".join(f"{n} {why}" for why, n in captions.skipped.items()), file=sys.stderr)
+            if photo_augmentation(config):
+                print(f"data: random crops (from {config.crop_scale:g}x) and flips on every training image", file=sys.stderr)
         self._barrier()  # rank 0 filled the caches; the others read them
         if not self.dist.main:
             self.dataset, _ = build_dataset(config, self.encoder, progress=False)

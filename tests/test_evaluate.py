@@ -117,6 +117,8 @@ def test_eval_writes_scores_with_their_protocol_and_reuses_cached_real_features(
 
 def test_eval_cli_reports_user_mistakes_in_one_line(tiny_run, tmp_path):
     run_dir, _ = tiny_run
-    for args, message in ((["--run", str(tmp_path)], "is not a run directory"), (["--run", str(run_dir), "--n", "1"], "at least 2")):
+    cases = ((["--run", str(tmp_path)], "is not a run directory"), (["--run", str(run_dir), "--n", "1"], "at least 2"),
+             (["--run", str(run_dir), "--batch-size", "0"], "--batch-size must be at least 1"), (["--run", str(run_dir), "--device", "tpu9"], "unknown device"))
+    for args, message in cases:
         out = run_lab("eval", *args)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -187,3 +187,43 @@ def test_metrics_come_from_the_checkpoint_so_a_kill_after_saving_never_duplicate
         train(tiny_config(epochs=2), progress=False)
     train(tiny_config(epochs=2), resume=run, progress=False)
     assert [m["epoch"] for m in read_metrics(run)] == [1, 2]
+
+
+def test_nan_before_any_checkpoint_says_none_was_saved(tiny_config, monkeypatch):
+    monkeypatch.setattr("lab.train.train_step", lambda *args: {"d_loss": float("nan"), "g_loss": 1.0})
+    with pytest.raises(LabError, match=r"at epoch 1 step 1; training stopped, no epoch had finished, so no checkpoint was saved"):
+        train(tiny_config(), progress=False)
+
+
+def test_a_run_directory_in_use_is_refused(tiny_config, tmp_path):
+    from lab.runlock import run_lock
+
+    with run_lock(tmp_path / "run"):  # as if another `lab train` were writing there
+        with pytest.raises(LabError, match="is in use by process"):
+            train(tiny_config(), progress=False)
+
+
+def test_a_cuda_device_without_a_gpu_is_one_clear_error(monkeypatch):
+    from lab.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(LabError, match="no CUDA GPU is visible"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
+
+
+def test_pipeline_renders_thousands_of_captions_in_batches():
+    from lab.pipeline import Pipeline
+
+    class Encoder:
+        dim = TEXT
+
+        def encode(self, texts):
+            return torch.randn(len(texts), TEXT)
+
+    generator, _, _, _, _ = _parts()
+    sizes = []
+    generator.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    images = Pipeline(generator, Encoder(), batch_size=64)(["a flower"] * 300, n=2, seed=0)
+    assert images.shape == (600, 3, 64, 64) and max(sizes) == 64 and sum(sizes) == 600
+    assert generator.training, "the pipeline restores the mode it found"
