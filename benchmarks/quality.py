@@ -81,14 +81,14 @@ def check_targets(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", default="configs/sweep.toml")
-    parser.add_argument("--main", default="configs/quick.toml", help="the README's main job config")
+    parser.add_argument("--main", default="configs/quick.toml", help="the README's main job config ('' to skip it)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="sweep variants to run (tutorial and main job always run)")
     args = parser.parse_args()
 
     out_dir, eval_settings, base, _ = read_sweep(args.sweep)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_tutorial(base, out_dir, eval_settings)
-    minutes = run_main_job(args.main, out_dir, eval_settings)
+    minutes = run_main_job(args.main, out_dir, eval_settings) if args.main else None
     sweep(args.sweep, args.only, reference="tutorial")
     board = write_leaderboard(out_dir, collect(out_dir), reference="tutorial")
     print(board.read_text().split("\n\n![leaderboard]")[0])
