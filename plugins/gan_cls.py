@@ -3,6 +3,12 @@
 D learns three things at once: real image + its caption -> real, real image +
 a mismatched caption ("wrong" image) -> fake, generated image -> fake. The
 wrong pair is what forces D, and so G, to care about the text.
+
+The L1 term pulls every fake towards *the* real photo of its caption, whose
+pose G cannot know: the best it can do is the average pose, so it learns to
+ignore its noise. `l1_pool = k` compares k x k block averages instead: the
+colours and where they sit still teach G quickly, while the pose inside each
+block (rotation, petal positions) is left to the adversarial game.
 """
 from __future__ import annotations
 
@@ -14,8 +20,8 @@ from lab.registry import LOSSES
 
 
 class GanClsLoss(LossRecipe):
-    def __init__(self, feature_weight: float = 100.0, l1_weight: float = 50.0):
-        self.feature_weight, self.l1_weight = feature_weight, l1_weight
+    def __init__(self, feature_weight: float = 100.0, l1_weight: float = 50.0, l1_pool: int = 1):
+        self.feature_weight, self.l1_weight, self.l1_pool = feature_weight, l1_weight, l1_pool
 
     def discriminator_loss(self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor) -> LossOutput:
         real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
@@ -34,6 +40,8 @@ class GanClsLoss(LossRecipe):
     ) -> LossOutput:
         adversarial = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
         feature = F.mse_loss(fake_features.mean(0), real_features.detach().mean(0))
+        if self.l1_pool > 1:
+            fake_images, real_images = F.avg_pool2d(fake_images, self.l1_pool), F.avg_pool2d(real_images, self.l1_pool)
         l1 = F.l1_loss(fake_images, real_images)
         total = adversarial + self.feature_weight * feature + self.l1_weight * l1
         return LossOutput(total, {"g_adv": adversarial.item(), "g_feature": feature.item(), "g_l1": l1.item()})

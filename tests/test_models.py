@@ -54,3 +54,12 @@ def test_text_changes_the_generated_image_and_gradients_reach_the_projection():
     logits, _ = d(a, torch.randn(4, 16))
     F.binary_cross_entropy_with_logits(logits, torch.ones(4)).backward()
     assert g.project[0].weight.grad.abs().sum() > 0 and d.project[0].weight.grad.abs().sum() > 0
+
+
+def test_pooled_l1_compares_block_averages_only():
+    fake, real = torch.zeros(2, 3, 16, 16), torch.zeros(2, 3, 16, 16)
+    real[:, :, ::2] = 2.0  # stripes: every 8x8 block averages to 1
+    logits, features = torch.zeros(2), torch.zeros(2, 4, 4, 4)
+    plain = GanClsLoss(l1_weight=1.0).generator_loss(logits, features, features, fake, real)
+    pooled = GanClsLoss(l1_weight=1.0, l1_pool=8).generator_loss(logits, features, features, fake + 1.0, real)
+    assert plain.terms["g_l1"] == pytest.approx(1.0) and pooled.terms["g_l1"] == pytest.approx(0.0)
