@@ -4,7 +4,7 @@ import json
 import pytest
 from PIL import Image
 
-from lab.app import expand_sweeps
+from lab.app import build_demo, expand_sweeps
 from lab.errors import LabError
 from lab.sweep import read_sweep, sweep
 from tests.helpers import run_lab
@@ -56,6 +56,9 @@ def test_sweep_trains_scores_and_ranks_every_variant_then_reuses_them(sweep_file
     assert stamps == {r["variant"]: (out / r["variant"] / "checkpoint.pt").stat().st_mtime_ns for r in rows}
     runs, sweeps = expand_sweeps([out])
     assert sweeps == [out] and sorted(p.name for p in runs) == ["no-l1", "plain"]
+    demo = build_demo([out])  # `lab compare SWEEP_DIR`: its runs side by side, plus the leaderboard
+    labels = [getattr(block, "label", None) for block in demo.blocks.values()]
+    assert f"Leaderboard: {out.name}" in labels and sum(label == "Images per run" for label in labels) == 1
 
 
 def test_a_changed_variant_is_refused_without_force(sweep_file, tmp_path):

@@ -227,3 +227,12 @@ def test_pipeline_renders_thousands_of_captions_in_batches():
     images = Pipeline(generator, Encoder(), batch_size=64)(["a flower"] * 300, n=2, seed=0)
     assert images.shape == (600, 3, 64, 64) and max(sizes) == 64 and sum(sizes) == 600
     assert generator.training, "the pipeline restores the mode it found"
+
+
+def test_a_checkpoint_missing_state_is_one_clear_error(tiny_config, tmp_path):
+    run = train(tiny_config(epochs=1), progress=False)
+    state = load_checkpoint(run)
+    del state["history"], state["rng"]
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(LabError, match="lacks rng, history"):
+        train(tiny_config(epochs=2), resume=run, progress=False)
