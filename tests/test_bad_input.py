@@ -23,7 +23,14 @@ from PIL import Image
 
 import lab.download as download
 from lab.captions import load_captions
-from lab.checkpoint import CHECKPOINT, CONFIG, GENERATOR_WEIGHTS, load_checkpoint, load_run, read_run_config
+from lab.checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    GENERATOR_WEIGHTS,
+    load_checkpoint,
+    load_run,
+    read_run_config,
+)
 from lab.config import read_file
 from lab.data import decode_image, embed_texts, load_images
 from lab.errors import LabError
@@ -31,9 +38,7 @@ from lab.files import atomic_save, atomic_write, load_cache
 from lab.quiz import parse_answers, read_answers
 from lab.runlock import run_lock
 from lab.synthetic import generate
-
 from tests.helpers import ROOT, run_lab
-
 
 # --- files that must be refused in one line naming them ------------------------------------------
 

@@ -404,18 +404,18 @@ def test_every_name_a_stub_tells_students_to_use_exists(name):
     stub = importlib.import_module(f"exercises.{name}")
     namespace = vars(stub)
     checked = 0
-    for token in re.findall(r"`([^`]+)`", stub.__doc__):
-        match = re.match(r"[A-Za-z_][\w.]*", token)
+    for quoted in re.findall(r"`([^`]+)`", stub.__doc__):
+        match = re.match(r"[A-Za-z_][\w.]*", quoted)
         if not match or match.group(0).endswith("."):
             continue
         dotted = match.group(0)
         head = dotted.split(".")[0]
-        is_call = token[len(dotted) :].startswith("(")
+        is_call = quoted[len(dotted) :].startswith("(")
         if head in namespace or head in KNOWN_MODULES:
-            assert _resolve(dotted, namespace), f"{name}: `{token}` does not exist"
+            assert _resolve(dotted, namespace), f"{name}: `{quoted}` does not exist"
         elif is_call and "." not in dotted:
             owners = [builtins, *(v for v in namespace.values() if inspect.isclass(v) or inspect.ismodule(v))]
-            assert any(hasattr(owner, dotted) for owner in owners), f"{name}: `{token}` is neither imported nor a method of an import"
+            assert any(hasattr(owner, dotted) for owner in owners), f"{name}: `{quoted}` is neither imported nor a method of an import"
         else:
             continue
         checked += 1

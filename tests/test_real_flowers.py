@@ -6,7 +6,13 @@ import torch
 
 from lab.captions import load_captions
 from lab.checkpoint import load_checkpoint
-from lab.data import FlowersDataset, build_dataset, split_indices, split_items, split_protocol
+from lab.data import (
+    FlowersDataset,
+    build_dataset,
+    split_indices,
+    split_items,
+    split_protocol,
+)
 from lab.errors import LabError
 from lab.synthetic import draw_flower, random_attributes
 from lab.train import train
