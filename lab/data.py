@@ -29,7 +29,7 @@ from .config import ExperimentConfig
 from .errors import LabError
 from .files import atomic_save, load_cache
 from .interfaces import TextEncoder
-from .pixels import to_float
+from .pixels import from_pil, to_float
 
 TEST_FRACTION = 0.1
 SPLIT_SEED = 1234
@@ -56,8 +56,7 @@ def decode_image(path: Path, size: int) -> tuple[torch.Tensor | None, str]:
         return None, f"image over {2 * Image.MAX_IMAGE_PIXELS} pixels skipped"
     except (UnidentifiedImageError, OSError, ValueError):
         return None, "corrupt image skipped"
-    tensor = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1).clone()
-    return tensor, "" if mode == "RGB" else f"{mode} image converted to RGB"
+    return from_pil(im), "" if mode == "RGB" else f"{mode} image converted to RGB"
 
 
 def load_images(paths: list[Path], size: int, cache_dir: Path, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, Counter]:

@@ -75,14 +75,15 @@ def inception_score(images: torch.Tensor, device: str, batch_size: int, progress
     return {"mean": float(mean), "std": float(std)}
 
 
-def r_precision_scores(config: ExperimentConfig, captions: list[str], fake: torch.Tensor, real: torch.Tensor, matcher_steps: int, progress: bool = True) -> dict:
+def r_precision_scores(
+    config: ExperimentConfig, captions: list[str], split_texts: list[str], fake: torch.Tensor, real: torch.Tensor, matcher_steps: int, progress: bool = True
+) -> dict:
     """R-precision of generated images and of real images for the same captions (candidates: these and the split's captions)."""
     try:
         encoder = load_encoder(apply(config, {"encoder": MATCHER_ENCODER, "encoder_path": ""}))
     except LabError as e:
         return {"unavailable": f"the matcher's text encoder is missing: {e}"}
     matcher, train_images = train_split_matcher(config, encoder, matcher_steps, progress)
-    split_texts = build_dataset(config, encoder, progress)[0].texts
     texts = list(dict.fromkeys([*captions, *split_texts]))
     embeddings = dict(zip(texts, embed_texts(encoder, texts, Path(config.cache_dir), progress)))
     generated, k = alignment.r_precision(matcher, fake, captions, embeddings, R_CANDIDATES)
@@ -175,7 +176,7 @@ def evaluate(
     else:
         results["attribute_accuracy"] = results["diversity"] = {"unavailable": "attributes are only known for the synthetic flowers (attributes.json)"}
         real = dataset.images[dataset.caption_image[idx]]
-    results["r_precision"] = r_precision_scores(config, captions, fake, real, matcher_steps, progress)
+    results["r_precision"] = r_precision_scores(config, captions, dataset.texts, fake, real, matcher_steps, progress)
     write_json(results, run.dir / EVAL_JSON)
     save_table(results, run.dir / EVAL_PNG)
     return results

@@ -20,6 +20,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
+def from_pil(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> uint8 [3, H, W]."""
+    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image.height, image.width, 3).permute(2, 0, 1).clone()
+
+
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """[-1, 1] float images [N, 3, H, W] -> PIL images."""
     arr = to_uint8(images.cpu()).permute(0, 2, 3, 1).numpy()

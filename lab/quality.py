@@ -23,7 +23,6 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,9 +30,10 @@ from tqdm import tqdm
 
 from . import synthetic
 from .captions import load_captions
-from .data import split_indices
+from .data import split_items
 from .errors import LabError
 from .files import atomic_save, load_cache
+from .pixels import from_pil
 
 READ_SIZE = 32  # measured: colour, count and shape all read at 100% on held-out flowers at 32px, and it keeps training cheap
 DIVERSITY_SIZE = 32  # position, rotation and leaves still show; pixel noise and fine texture do not count as variety
@@ -62,10 +62,8 @@ class ReaderSettings:
 def draw_real(attrs: list[dict], image_size: int, seed: int, progress: bool = False, desc: str = "drawing real flowers") -> torch.Tensor:
     """uint8 [N, 3, S, S]: one fresh real flower per attrs dict, as the data pipeline would load it."""
     rng = random.Random(seed)
-    images = [synthetic.draw_as_loaded(a, image_size, rng) for a in tqdm(attrs, desc=desc, disable=not progress, unit="img")]
-    if not images:
-        return torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
-    return torch.from_numpy(np.stack([np.asarray(im) for im in images])).permute(0, 3, 1, 2).contiguous()
+    images = [from_pil(synthetic.draw_as_loaded(a, image_size, rng)) for a in tqdm(attrs, desc=desc, disable=not progress, unit="img")]
+    return torch.stack(images) if images else torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
 
 
 def labels(attrs: list[dict]) -> torch.Tensor:
@@ -203,19 +201,19 @@ def eval_captions(data_dir: str | Path, n: int, seed: int = 0) -> list[EvalCapti
     """`n` evaluation captions: the first n - n // 2 describe test-split flowers, the last n // 2 combinations
     no train-split flower has (all `n` from the test split if the train split has every combination).
 
-    Uses the lab's split (`lab.data.split_indices` over the sorted captioned images), so "test" and
-    "train" mean what they mean in training. Each half is a seeded shuffle, repeated when `n` exceeds it.
+    Uses the lab's split (`lab.data.split_items`), so "test" and "train" mean what they mean in training. Each half is a seeded shuffle, repeated when `n` exceeds it.
     """
     path = Path(data_dir) / "attributes.json"
     if not path.is_file():
         raise LabError(f"no attributes.json in {data_dir}: attribute accuracy needs the synthetic flowers (`lab data synthetic DEST`)")
     attributes = json.loads(path.read_text())
-    names = [item.image_path.stem for item in load_captions(data_dir).items]
+    captions = load_captions(data_dir)
+    names = [item.image_path.stem for item in captions.items]
     missing = [name for name in names if name not in attributes]
     if missing:
         raise LabError(f"attributes.json in {data_dir} has no attributes for {len(missing)} captioned image(s), e.g. {missing[0]}")
-    test = [attributes[names[i]] for i in split_indices(len(names), "test")]
-    seen = {combo(attributes[names[i]]) for i in split_indices(len(names), "train")}
+    test = [attributes[names[i]] for i in split_items(captions, "test")]
+    seen = {combo(attributes[names[i]]) for i in split_items(captions, "train")}
     unseen = [a for a in all_combos() if combo(a) not in seen]
     if not test:
         raise LabError(f"the test split of {data_dir} is empty ({len(names)} captioned images)")

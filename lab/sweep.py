@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from . import config as config_lib
-from .checkpoint import CHECKPOINT, CONFIG
+from . import quality
+from .checkpoint import CHECKPOINT, CONFIG, read_metrics
 from .config import ExperimentConfig
 from .errors import LabError
 from .evaluate import EVAL_JSON, evaluate
@@ -49,7 +50,6 @@ GRID_CAPTIONS = [
     "this flower has four round white petals and a green center.",
     "this flower has six pointed orange petals and a brown center.",
 ]
-ATTRIBUTES = ("petal_colour", "centre_colour", "petal_count", "petal_shape")
 
 
 def read_sweep(path: str | Path) -> tuple[Path, dict[str, Any], ExperimentConfig, dict[str, ExperimentConfig]]:
@@ -102,7 +102,7 @@ def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force:
 
 def entry(name: str, results: dict, run_dir: Path) -> dict:
     """One leaderboard row: the numbers people compare, flat."""
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()] if (run_dir / "metrics.jsonl").is_file() else []
+    metrics = read_metrics(run_dir)
     accuracy = results.get("attribute_accuracy", {})
     return {
         "variant": name,
@@ -110,7 +110,7 @@ def entry(name: str, results: dict, run_dir: Path) -> dict:
         "epochs": metrics[-1]["epoch"] if metrics else results.get("epoch", 0),
         "images_per_s": metrics[-1].get("images_per_s") if metrics else None,
         "fid": results["fid"],
-        **{a: accuracy.get(a) for a in (*ATTRIBUTES, "mean", "all_four")},
+        **{a: accuracy.get(a) for a in (*quality.ATTRIBUTES, "mean", "all_four")},
         "diversity": results.get("diversity", {}).get("ratio"),
         "r_precision": results.get("r_precision", {}).get("generated"),
     }
@@ -193,7 +193,8 @@ def sweep(path: str | Path, only: list[str] | None = None, force: bool = False, 
         if only and name not in only:
             continue
         run_variant(name, config, eval_settings, force, progress)
-        sample_grid(Path(config.out_dir), eval_settings["seed"])
+        if not (Path(config.out_dir) / GRID).is_file():  # a retrained run starts from an empty folder
+            sample_grid(Path(config.out_dir), eval_settings["seed"])
         write_leaderboard(out_dir, collect(out_dir), reference)
     return write_leaderboard(out_dir, collect(out_dir), reference)
 

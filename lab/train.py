@@ -265,10 +265,6 @@ class Trainer:
             "image_size": self.config.image_size,
         }
 
-    @staticmethod
-    def _state_keys() -> tuple[str, ...]:
-        return ("generator", "discriminator", "ema", "ema_updates", "opt_g", "opt_d", "rng", "epoch", "step", "sums", "history", "train_seconds", "world", "image_size")
-
     def save(self) -> None:
         state = self._state()  # collective under DDP: every rank takes part
         if self.dist.main:
@@ -276,7 +272,7 @@ class Trainer:
 
     def _restore(self, text_dim: int) -> None:
         state = load_checkpoint(self.run_dir)
-        missing = [k for k in self._state_keys() if k not in state]
+        missing = [k for k in self._state() if k not in state]  # every key `save` writes (collective under DDP, as here on every rank)
         if missing:
             raise LabError(f"{self.run_dir / 'checkpoint.pt'} lacks {', '.join(missing)}: written by another version of the lab, or not by `lab train`")
         _, saved_dim = read_run_config(self.run_dir)
