@@ -83,6 +83,7 @@ class ExperimentConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int = 0  # torch CPU threads, 0 = torch's default
     channels_last: bool = True  # NHWC convolutions: ~1.45x faster on CPU (oneDNN), no harm on GPUs
+    sync_every: int = 25  # steps between reads of the losses from the device (each read makes the host wait for the GPU), and at each epoch's end
     # outputs
     out_dir: str = "runs/default"
     sample_every: int = 1  # epochs between sample grids
@@ -119,6 +120,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "mode_seeking": (lambda v: math.isfinite(v) and v >= 0, "0 (off) or a positive weight"),
     "seed": (lambda v: 0 <= v < 2**63, "a whole number from 0 to 2**63-1"),
     "threads": (lambda v: v >= 0, "0 (torch's default) or more"),
+    "sync_every": (lambda v: v >= 1, "at least 1 (1 = every step)"),
     "sample_every": (lambda v: v >= 1, "at least 1"),
 }
 

@@ -95,7 +95,7 @@ SHA256: dict[str, str] = {  # file in tests/grading -> sha256 of its bytes
     "test_ex03_dataset.py": "7b3f60a1792c59ddc3d42844e2ba27bbf862cf43a6160e341e4c1b4e67b24afd",
     "test_ex04_generator.py": "0d15d26bec1ef1be8fc6315cc8753869065ea4db0a0a4fd38beafaa312ae1ccb",
     "test_ex05_discriminator.py": "8dafd9bc0b786d14a4e78980f83f70285afa1a2c9dc8340c88ae0e40701ad18a",
-    "test_ex06_loss.py": "e0b511079c59f3d8ae327885e582f272432fb4cb59b1e11b5d6ebb6860c107c1",
+    "test_ex06_loss.py": "c19e71142cd5284da19be97459378a9d3c6a2f0cf2aced7d9934744a0f04c410",
     "test_ex07_train_step.py": "5df5bed4a756260a49dd209333185fbd4c4647387b1f80b22397ec23c4098553",
     "test_ex08_distilbert.py": "019ca9f053d833a1757c298de7fb79927b330a270811b44947441951c42e4044",
 }

@@ -60,10 +60,16 @@ class Discriminator(nn.Module, abc.ABC):
 
 @dataclass
 class LossOutput:
-    """A total to backpropagate plus named float terms for logging."""
+    """A total to backpropagate plus named terms for logging.
+
+    A term is a detached 0-d tensor (what the lab's recipes give) or a float.
+    Tensors stay on the device: reading one (`.item()`, `float()`) makes the
+    host wait for the GPU, so the trainer reads them back only every
+    `sync_every` steps. Floats (the course's exercises return them) work
+    too, at the cost of that wait on every step."""
 
     total: torch.Tensor
-    terms: dict[str, float] = field(default_factory=dict)
+    terms: dict[str, torch.Tensor | float] = field(default_factory=dict)
 
 
 class LossRecipe(abc.ABC):

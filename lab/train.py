@@ -65,8 +65,9 @@ def train_step(
     opt_d: torch.optim.Optimizer,
     batch: dict,
     noise: torch.Tensor,
-) -> dict[str, float]:
-    """One D update then one G update; returns the loss terms as floats.
+) -> dict[str, torch.Tensor | float]:
+    """One D update then one G update; returns the loss terms, detached: 0-d tensors on the device (floats where
+    the recipe gave floats), so the step never makes the host wait for the GPU (see `Trainer._sync`).
 
     The recipe runs D: by default on real, wrong and fake pairs *separately*,
     so with BatchNorm each group is normalised by its own statistics, the
@@ -89,7 +90,8 @@ def train_step(
     opt_g.zero_grad(set_to_none=True)
     g_total.backward(inputs=[p for p in generator.parameters() if p.requires_grad])
     opt_g.step()
-    return {"d_loss": d_out.total.item(), "g_loss": g_total.item(), **d_out.terms, **g_out.terms, **{k: v.item() for k, v in extra.items()}}
+    terms = {"d_loss": d_out.total, "g_loss": g_total, **d_out.terms, **g_out.terms, **extra}
+    return {k: v.detach() if torch.is_tensor(v) else v for k, v in terms.items()}  # the trainer keeps them for a while: no graphs
 
 
 @dataclass
@@ -189,6 +191,7 @@ class Trainer:
         self.rng_snapshot = self._rng_states()  # the RNGs as they were after the last completed step
         self.stop_requested = False
         self.epoch, self.step, self.sums, self.history, self.train_seconds, self.ema_updates = 0, 0, {}, [], 0.0, 0
+        self.pending: list[dict[str, torch.Tensor | float]] = []  # terms of the steps since the last sync, not yet in `sums`
         self.sample_texts = self._sample_captions()
         if resume:
             self._restore(self.encoder.dim)
@@ -266,6 +269,7 @@ class Trainer:
         }
 
     def save(self) -> None:
+        self._sync()  # `sums` in the checkpoint must cover every step it counts (and a NaN must not be saved)
         state = self._state()  # collective under DDP: every rank takes part
         if self.dist.main:
             save_checkpoint(self.run_dir, state, self.inference_generator)
@@ -315,7 +319,7 @@ class Trainer:
 
         return {k: move(v) for k, v in batch.items()}
 
-    def train_batch(self, indices: list[int]) -> dict[str, float]:
+    def train_batch(self, indices: list[int]) -> dict[str, torch.Tensor | float]:
         """Fetch one batch (with its wrong images and noise from the run's RNG) and train on it."""
         batch = self._to_device(self.dataset.__getitems__(indices))
         noise = torch.randn(len(indices), self.generator.noise_dim, generator=self.rng).to(self.dist.device)
@@ -334,22 +338,15 @@ class Trainer:
             start, seen = time.perf_counter(), 0
             while self.step < len(batches):
                 step_start = time.perf_counter()
-                terms = self.train_batch(batches[self.step])
-                bad = [k for k, v in terms.items() if not math.isfinite(v)]
-                if bad:
-                    kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" if self.epoch else "no epoch had finished, so no checkpoint was saved"
-                    raise LabError(
-                        f"loss became {terms[bad[0]]} ({', '.join(bad)}) at epoch {self.epoch + 1} step {self.step + 1}; "
-                        f"training stopped, {kept}; try a lower --lr"
-                    )
-                for k, v in terms.items():
-                    self.sums[k] = self.sums.get(k, 0.0) + v
+                self.pending.append(self.train_batch(batches[self.step]))
                 seen += len(batches[self.step])
                 self.step += 1
+                if len(self.pending) >= self.config.sync_every or self.step == len(batches):
+                    last = self._sync()  # timed with the step: the wait for the GPU is training time
+                    bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", refresh=False)
                 self.train_seconds += time.perf_counter() - step_start
                 self.rng_snapshot = self._rng_states()
                 bar.update(1)
-                bar.set_postfix(d=f"{terms['d_loss']:.3f}", g=f"{terms['g_loss']:.3f}")
                 if self.stop_requested:
                     raise KeyboardInterrupt
                 if self._time_is_up():
@@ -358,6 +355,31 @@ class Trainer:
             self._end_epoch(self.step, seen * self.dist.world / max(time.perf_counter() - start, 1e-9))
         if self._time_is_up() and self.dist.main:
             print(f"time limit of {self.config.time_limit:g} min reached after {self.epoch} epoch(s)", file=sys.stderr)
+
+    def _sync(self) -> dict[str, float]:
+        """Read the pending steps' terms back to the host in one transfer, check them, add them to `sums`; returns
+        the last step's terms ({} when none is pending).
+
+        Every read of a device tensor makes the host wait until the GPU has caught up, so reading each term
+        every step (`.item()`) would stall the loop as many times; this waits once per `sync_every` steps.
+        The terms are still checked step by step, so a NaN is reported at the step it appeared, and `sums`
+        adds them in step order as floats, exactly as when each was read at once."""
+        tensors = [v for terms in self.pending for v in terms.values() if torch.is_tensor(v)]
+        values = iter(torch.stack(tensors).tolist() if tensors else [])
+        last: dict[str, float] = {}
+        for step, terms in enumerate(self.pending, self.step - len(self.pending) + 1):
+            last = {k: next(values) if torch.is_tensor(v) else v for k, v in terms.items()}
+            bad = [k for k, v in last.items() if not math.isfinite(v)]
+            if bad:
+                kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" if self.epoch else "no epoch had finished, so no checkpoint was saved"
+                raise LabError(
+                    f"loss became {last[bad[0]]} ({', '.join(bad)}) at epoch {self.epoch + 1} step {step}; "
+                    f"training stopped, {kept}; try a lower --lr"
+                )
+            for k, v in last.items():
+                self.sums[k] = self.sums.get(k, 0.0) + v
+        self.pending = []
+        return last
 
     def _time_is_up(self) -> bool:
         """Whether `time_limit` is spent; rank 0's clock decides, so DDP ranks stop at the same step."""
@@ -369,6 +391,7 @@ class Trainer:
         return bool(up)
 
     def _end_epoch(self, steps: int, images_per_s: float) -> None:
+        self._sync()  # what a time limit cut short of the last sync
         means = {k: v / max(steps, 1) for k, v in self.sums.items()}
         if self.dist.world > 1:  # average the logged losses over ranks
             values = torch.tensor(list(means.values()), dtype=torch.float64)

@@ -155,7 +155,7 @@ with torch.no_grad():
 print("D's logits for the fakes, judged alone:     ", [round(v, 3) for v in alone.tolist()])
 print("the same fakes inside one real+wrong+fake batch:", [round(v, 3) for v in mixed[-len(real):].tolist()])
 losses = recipe.discriminator_step(discriminator, real, wrong, fakes, emb)
-print("D loss terms:", {k: round(v, 3) for k, v in losses.terms.items()})
+print("D loss terms:", {k: round(float(v), 3) for k, v in losses.terms.items()})
 
 # %% [markdown]
 # ## 6. Training

@@ -28,7 +28,7 @@ class GanClsLoss(LossRecipe):
         wrong = F.binary_cross_entropy_with_logits(wrong_logits, torch.zeros_like(wrong_logits))
         fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         total = real + wrong + fake
-        return LossOutput(total, {"d_real": real.item(), "d_wrong": wrong.item(), "d_fake": fake.item()})
+        return LossOutput(total, {"d_real": real.detach(), "d_wrong": wrong.detach(), "d_fake": fake.detach()})
 
     def generator_loss(
         self,
@@ -44,7 +44,7 @@ class GanClsLoss(LossRecipe):
             fake_images, real_images = F.avg_pool2d(fake_images, self.l1_pool), F.avg_pool2d(real_images, self.l1_pool)
         l1 = F.l1_loss(fake_images, real_images)
         total = adversarial + self.feature_weight * feature + self.l1_weight * l1
-        return LossOutput(total, {"g_adv": adversarial.item(), "g_feature": feature.item(), "g_l1": l1.item()})
+        return LossOutput(total, {"g_adv": adversarial.detach(), "g_feature": feature.detach(), "g_l1": l1.detach()})
 
 
 LOSSES.register("gan-cls")(GanClsLoss)

@@ -31,7 +31,7 @@ class HingeMAGP(LossRecipe):
         grads = torch.autograd.grad(real_logits.sum(), (real, embedding), create_graph=True)
         norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
         penalty = self.gp_weight * norm.pow(self.gp_power).mean()
-        return LossOutput(out.total + penalty, {**out.terms, "d_gp": penalty.item()})
+        return LossOutput(out.total + penalty, {**out.terms, "d_gp": penalty.detach()})
 
     def generator_step(self, discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
         fake_logits, fake_features = discriminator(fake, embedding)
@@ -42,11 +42,11 @@ class HingeMAGP(LossRecipe):
         wrong = F.relu(1 + wrong_logits).mean()
         fake = F.relu(1 + fake_logits).mean()
         total = real + (wrong + fake) / 2
-        return LossOutput(total, {"d_real": real.item(), "d_wrong": wrong.item(), "d_fake": fake.item()})
+        return LossOutput(total, {"d_real": real.detach(), "d_wrong": wrong.detach(), "d_fake": fake.detach()})
 
     def generator_loss(self, fake_logits: torch.Tensor, fake_features: torch.Tensor, real_features: torch.Tensor, fake_images: torch.Tensor, real_images: torch.Tensor) -> LossOutput:
         adversarial = -fake_logits.mean()
-        return LossOutput(adversarial, {"g_adv": adversarial.item()})
+        return LossOutput(adversarial, {"g_adv": adversarial.detach()})
 
 
 LOSSES.register("hinge-magp")(HingeMAGP)

@@ -49,7 +49,8 @@ def test_config_file_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [(["--epochs=many"], "expects int"), (["--colour=red"], "unknown config key"), (["epochs=3"], "expected --key=value")],
+    [(["--epochs=many"], "expects int"), (["--colour=red"], "unknown config key"), (["epochs=3"], "expected --key=value"),
+     (["--sync_every=0"], "'sync_every' must be at least 1")],
 )
 def test_bad_overrides_are_clear(overrides, message):
     with pytest.raises(LabError, match=message):

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,13 +96,39 @@ def nan_after(**kwargs):
     return NanAfter(**kwargs)
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
+@pytest.mark.parametrize("sync_every", [2, 25])  # read back in the middle of epoch 2, or only at its end
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path, sync_every):
     NanAfter.calls = 0
-    config = tiny_config(loss="tests.test_train:nan_after", epochs=3)
+    config = tiny_config(loss="tests.test_train:nan_after", epochs=3, sync_every=sync_every)
     with pytest.raises(LabError, match=r"loss became nan .* at epoch 2 step 1; .* last good checkpoint \(epoch 1\)"):
         train(config, progress=False)
     assert load_checkpoint(tmp_path / "run")["epoch"] == 1
     assert load_run(tmp_path / "run").epoch == 1
+
+
+def test_losses_are_read_back_once_every_sync_every_steps(tiny_config, tmp_path, monkeypatch):
+    """On a GPU every read of a loss (`.item()`, `float()`, `.tolist()`) makes the host wait for the GPU. The loop
+    reads the terms back once per `sync_every` steps, and its epoch means are still the means of every step's terms."""
+    trainer = train_module.Trainer(tiny_config(batch_size=3, epochs=1, sync_every=4), tmp_path / "run", resume=False, progress=False)
+    steps, real_step = [], train_module.train_step
+    monkeypatch.setattr(train_module, "train_step", lambda *args: steps.append(real_step(*args)) or steps[-1])
+    reads = []
+    for name in ("item", "tolist", "__float__"):
+        def counted(self, *args, real=getattr(torch.Tensor, name), name=name):
+            caller = sys._getframe(1)
+            if Path(caller.f_code.co_filename).is_relative_to(ROOT):  # the lab's reads, not torch's own (Adam's CPU step count)
+                reads.append(f"{name} at {Path(caller.f_code.co_filename).name}:{caller.f_lineno}")
+            return real(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    trainer.run()
+    monkeypatch.undo()
+    assert len(steps) == 8  # 24 captions in batches of 3
+    assert len(reads) == 8 // 4, reads
+
+    (epoch,) = read_metrics(tmp_path / "run")
+    for key in steps[0]:
+        assert epoch[key] == pytest.approx(sum(float(terms[key]) for terms in steps) / len(steps), abs=1e-6), key
 
 
 class TinyEncoder:
