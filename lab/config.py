@@ -100,6 +100,18 @@ class ExperimentConfig:
         return self.lr_d or self.lr
 
 
+# Keys that change no step's arithmetic, so a run trained with any value of them is the run the current config would
+# train (up to the timing noise a `time_limit` budget has on any machine): `sync_every` only sets when the host reads
+# the losses back. Not `device`, `threads` or `channels_last`: other kernels, other rounding, other weights.
+RESULT_NEUTRAL_KEYS: frozenset[str] = frozenset({"sync_every"})
+
+
+def result_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A config's `to_dict()` (or a saved `config.json`'s "config") without `RESULT_NEUTRAL_KEYS`: equal for two
+    configs that train the same run, including one saved before a neutral key existed."""
+    return {k: v for k, v in values.items() if k not in RESULT_NEUTRAL_KEYS}
+
+
 # Ranges checked at load time: (test, what the value must be).
 RANGES: dict[str, tuple[Any, str]] = {
     "captions": (lambda v: v in ("first", "all"), "'first' or 'all'"),

@@ -20,7 +20,9 @@ protocol. The leaderboard (`leaderboard.md`, `leaderboard.png`,
 `leaderboard.json`, and a sample grid per variant) is rewritten after each
 variant. Nothing is lost on interruption: an unfinished run resumes with what
 is left of its budget, and a finished, evaluated one is not redone. A
-variant whose settings changed since its run is refused unless `--force`.
+variant whose settings changed since its run is refused unless `--force`
+(settings that cannot change the result, such as `sync_every`, do not count:
+`config.RESULT_NEUTRAL_KEYS`).
 """
 from __future__ import annotations
 
@@ -88,7 +90,7 @@ def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force:
 
     run_dir = Path(config.out_dir)
     saved = _saved_config(run_dir)
-    if saved is not None and saved != config.to_dict():
+    if saved is not None and config_lib.result_settings(saved) != config_lib.result_settings(config.to_dict()):
         if not force:
             raise LabError(f"variant '{name}' changed since {run_dir} was trained; use --force to retrain it (its run is deleted)")
         shutil.rmtree(run_dir)

@@ -322,7 +322,10 @@ class Trainer:
     def train_batch(self, indices: list[int]) -> dict[str, torch.Tensor | float]:
         """Fetch one batch (with its wrong images and noise from the run's RNG) and train on it."""
         batch = self._to_device(self.dataset.__getitems__(indices))
-        noise = torch.randn(len(indices), self.generator.noise_dim, generator=self.rng).to(self.dist.device)
+        # Drawn on the CPU by the run's checkpointed RNG. A plain copy to a GPU makes the host wait for every queued
+        # kernel; from pinned memory the copy is queued behind them instead.
+        on_gpu = self.dist.device.type == "cuda"
+        noise = torch.randn(len(indices), self.generator.noise_dim, generator=self.rng, pin_memory=on_gpu).to(self.dist.device, non_blocking=True)
         terms = train_step(self.painter, self.judge, self.recipe, self.opt_g, self.opt_d, batch, noise)
         if self.ema is not None:
             self.update_ema()
@@ -385,16 +388,18 @@ class Trainer:
         """Whether `time_limit` is spent; rank 0's clock decides, so DDP ranks stop at the same step."""
         if not self.config.time_limit:
             return False
-        up = torch.tensor(float(self.train_seconds >= self.config.time_limit * 60))
-        if self.dist.world > 1:
-            dist.broadcast(up, 0)
-        return bool(up)
+        up = self.train_seconds >= self.config.time_limit * 60
+        if self.dist.world > 1:  # on this rank's device: NCCL only moves CUDA tensors
+            flag = torch.tensor(float(up), device=self.dist.device)
+            dist.broadcast(flag, 0)
+            up = bool(flag)
+        return up
 
     def _end_epoch(self, steps: int, images_per_s: float) -> None:
         self._sync()  # what a time limit cut short of the last sync
         means = {k: v / max(steps, 1) for k, v in self.sums.items()}
-        if self.dist.world > 1:  # average the logged losses over ranks
-            values = torch.tensor(list(means.values()), dtype=torch.float64)
+        if self.dist.world > 1:  # average the logged losses over ranks, on this rank's device: NCCL only moves CUDA tensors
+            values = torch.tensor(list(means.values()), dtype=torch.float64, device=self.dist.device)
             dist.all_reduce(values)
             means = dict(zip(means, (values / self.dist.world).tolist()))
         self.epoch, self.step, self.sums = self.epoch + 1, 0, {}

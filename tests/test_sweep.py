@@ -69,6 +69,28 @@ def test_a_changed_variant_is_refused_without_force(sweep_file, tmp_path):
         sweep(changed, only=["plain"], progress=False)
 
 
+def test_a_run_saved_without_or_with_another_sync_every_is_reused_but_a_new_lr_is_refused(sweep_file, tmp_path):
+    """`sync_every` came after runs were trained and changes nothing they learn: those runs are not "changed"."""
+    sweep(sweep_file, only=["plain"], progress=False)
+    saved_path = read_sweep(sweep_file)[0] / "plain" / "config.json"
+    original, checkpoint = saved_path.read_text(), saved_path.with_name("checkpoint.pt")
+    stamp = checkpoint.stat().st_mtime_ns
+    for saved_value in (None, 1):  # trained before the key existed, or with another value
+        saved = json.loads(original)
+        if saved_value is None:
+            del saved["config"]["sync_every"]
+        else:
+            saved["config"]["sync_every"] = saved_value
+        saved_path.write_text(json.dumps(saved))
+        sweep(sweep_file, only=["plain"], progress=False)
+        assert checkpoint.stat().st_mtime_ns == stamp, f"retrained with saved sync_every={saved_value}"
+    new_lr = tmp_path / "new_lr.toml"
+    new_lr.write_text(sweep_file.read_text().replace('[variants.plain]\n', '[variants.plain]\nlr = 0.001\n'))
+    with pytest.raises(LabError, match="variant 'plain' changed since"):
+        sweep(new_lr, only=["plain"], progress=False)
+    saved_path.write_text(original)
+
+
 @pytest.mark.parametrize("text, message", [
     ("[variants]\n", "no \\[variants.NAME\\] tables"),
     ("colour = 1\n[variants.a]\n", "unknown sweep key"),

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -129,6 +130,28 @@ def test_losses_are_read_back_once_every_sync_every_steps(tiny_config, tmp_path,
     (epoch,) = read_metrics(tmp_path / "run")
     for key in steps[0]:
         assert epoch[key] == pytest.approx(sum(float(terms[key]) for terms in steps) / len(steps), abs=1e-6), key
+
+
+def test_ddp_collectives_get_tensors_on_the_process_device(tiny_config, tmp_path, monkeypatch):
+    """NCCL only moves CUDA tensors: the epoch's loss means and the time-limit flag must live on the rank's device
+    ('meta' here, a device no CPU-only default would land on)."""
+    trainer = train_module.Trainer(tiny_config(time_limit=1.0), tmp_path / "run", resume=False, progress=False)
+    trainer.dist = train_module.Distributed(rank=0, world=2, device=torch.device("meta"))
+    trainer.sums = {"d_loss": 1.0}
+    devices = []
+
+    class Collected(Exception):
+        """Stops the caller at the collective: a meta tensor has no values to read back."""
+
+    def collective(tensor, *args):
+        devices.append(tensor.device)
+        raise Collected
+
+    monkeypatch.setattr(train_module, "dist", SimpleNamespace(all_reduce=collective, broadcast=collective))
+    for method, args in ((trainer._time_is_up, ()), (trainer._end_epoch, (1, 1.0))):
+        with pytest.raises(Collected):
+            method(*args)
+    assert devices == [torch.device("meta")] * 2
 
 
 class TinyEncoder:
