@@ -84,7 +84,8 @@ def _metrics_line(line: str) -> dict | None:
         record = json.loads(line)
     except ValueError:
         return None
-    return record if isinstance(record, dict) and type(record.get("epoch")) is int else None
+    # epochs are counted in whole numbers by `lab train`, in fractions by a time-limited outside loop (the benchmark's tutorial)
+    return record if isinstance(record, dict) and type(record.get("epoch")) in (int, float) else None
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -129,7 +129,8 @@ class DCGANDiscriminator(Discriminator):
     """Strided convs to 4x4 image features, text projection tiled over 4x4, concat, 4x4 conv -> 1 logit."""
 
     def __init__(
-        self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch", joint: bool = False
+        self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch", joint: bool = False,
+        projection: bool = False,
     ):
         super().__init__()
         if norm not in ("batch", "none"):
@@ -151,6 +152,9 @@ class DCGANDiscriminator(Discriminator):
             self.joint = nn.Sequential(nn.Conv2d(head_in, plan[-1], 3, 1, 1, bias=not batch_norm), *([nn.BatchNorm2d(plan[-1])] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
             head_in = plan[-1]
         self.head = nn.Conv2d(head_in, 1, 4, 1, 0, bias=False)
+        # With `projection`, the logit also gets <W e, sum of image features> (Miyato & Koyama 2018):
+        # a direct "does this image show what the text says" score per feature channel.
+        self.text_match = nn.Linear(text_dim, plan[-1], bias=False) if projection else None
         self.apply(init_weights)
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,8 +162,10 @@ class DCGANDiscriminator(Discriminator):
             raise LabError(f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}")
         features = self.image_net(image)
         text = self.project(text_embedding)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
-        logits = self.head(self.joint(torch.cat([features, text], dim=1)))
-        return logits.flatten(), features
+        logits = self.head(self.joint(torch.cat([features, text], dim=1))).flatten()
+        if self.text_match is not None:
+            logits = logits + (self.text_match(text_embedding) * features.sum((2, 3))).sum(1)
+        return logits, features
 
 
 GENERATORS.register("dcgan")(DCGANGenerator)

@@ -85,6 +85,19 @@ def test_discriminator_without_batch_norm_has_none():
         _parts(**{"discriminator.norm": "layer"})
 
 
+def test_projection_adds_the_text_image_inner_product_to_the_logit():
+    _, discriminator, _, _, _ = _parts(**{"discriminator.projection": True})
+    batch, _ = _batch()
+    discriminator.eval()
+    logits, features = discriminator(batch["image"], batch["embedding"])
+    match = (batch["embedding"] @ discriminator.text_match.weight.T * features.sum((2, 3))).sum(1)
+    with torch.no_grad():
+        discriminator.text_match.weight.zero_()
+    plain, _ = discriminator(batch["image"], batch["embedding"])
+    assert match.abs().min() > 0
+    torch.testing.assert_close(logits, plain + match)
+
+
 def test_diff_augment_is_seeded_shape_preserving_and_really_changes_images():
     x = torch.rand(8, 3, 16, 16) + 0.5  # no zeros, so cutout and padding show
     a = diff_augment(x, "translation,cutout,color", torch.Generator().manual_seed(1))
