@@ -457,6 +457,7 @@ def train(config: ExperimentConfig, resume: str | Path | None = None, progress: 
         try:
             with stop_between_steps(trainer):
                 trainer.run()
+            trainer._barrier()  # no rank tears the group down while rank 0 still writes samples: all leave together
         except KeyboardInterrupt:
             trainer.save()
             if trainer.dist.main:
