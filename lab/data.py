@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from .captions import CaptionSet, load_captions
 from .config import ExperimentConfig
+from .device import to_device_async
 from .errors import LabError
 from .files import atomic_save, load_cache
 from .interfaces import TextEncoder
@@ -253,20 +254,20 @@ class FlowersDataset(Dataset):
         steps = torch.arange(size)
         rows = top + steps
         cols = left + torch.where(flip, steps.flip(0), steps)
-        channels = torch.arange(3)
-        return self.crop_source[
-            image_idx[:, None, None, None].to(device), channels[None, :, None, None].to(device), rows[:, None, :, None].to(device), cols[:, None, None, :].to(device)
-        ]
+        channels, rows, cols = (to_device_async(i, device) for i in (torch.arange(3), rows, cols))
+        return self.crop_source[image_idx[:, None, None, None], channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
 
     def __getitems__(self, indices: list[int]) -> dict:
+        """One batch. Indices are drawn on the CPU and moved to the data's device before they pick from it."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         image_idx = self.caption_image[idx]
         wrong_idx = self.wrong_indices(image_idx)
+        device = self.images.device
         return {
-            "image": to_float(self.pixels(image_idx)),
-            "embedding": self.embeddings[idx],
+            "image": to_float(self.pixels(to_device_async(image_idx, device))),
+            "embedding": self.embeddings[to_device_async(idx, device)],
             "text": [self.texts[i] for i in indices],
-            "wrong_image": to_float(self.pixels(wrong_idx)),
+            "wrong_image": to_float(self.pixels(to_device_async(wrong_idx, device))),
             "index": idx,
         }
 

@@ -23,3 +23,13 @@ def resolve_device(device: str) -> str:
     if parsed.index is not None and parsed.index >= torch.cuda.device_count():
         raise LabError(f"device '{device}' does not exist: {torch.cuda.device_count()} GPU(s) visible")
     return device
+
+
+def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor (noise, batch indices) on `device` without making the host wait for the GPU.
+
+    A copy from ordinary (pageable) host memory to a GPU first waits for every kernel already queued, so
+    the host stalls once per batch; from pinned memory the copy is queued behind those kernels instead."""
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

@@ -44,7 +44,7 @@ from .checkpoint import (
 )
 from .config import ExperimentConfig
 from .data import build_dataset, ensure_data, photo_augmentation
-from .device import resolve_device
+from .device import resolve_device, to_device_async
 from .errors import LabError
 from .files import atomic_write
 from .interfaces import LossRecipe
@@ -315,17 +315,15 @@ class Trainer:
         def move(v):
             if not torch.is_tensor(v):
                 return v
-            return v.to(self.dist.device, non_blocking=True, memory_format=self.memory_format if v.dim() == 4 else torch.preserve_format)
+            v = to_device_async(v, self.dist.device)  # a no-op for what the dataset already holds there
+            return v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
 
         return {k: move(v) for k, v in batch.items()}
 
     def train_batch(self, indices: list[int]) -> dict[str, torch.Tensor | float]:
         """Fetch one batch (with its wrong images and noise from the run's RNG) and train on it."""
         batch = self._to_device(self.dataset.__getitems__(indices))
-        # Drawn on the CPU by the run's checkpointed RNG. A plain copy to a GPU makes the host wait for every queued
-        # kernel; from pinned memory the copy is queued behind them instead.
-        on_gpu = self.dist.device.type == "cuda"
-        noise = torch.randn(len(indices), self.generator.noise_dim, generator=self.rng, pin_memory=on_gpu).to(self.dist.device, non_blocking=True)
+        noise = to_device_async(torch.randn(len(indices), self.generator.noise_dim, generator=self.rng), self.dist.device)  # the run's checkpointed RNG
         terms = train_step(self.painter, self.judge, self.recipe, self.opt_g, self.opt_d, batch, noise)
         if self.ema is not None:
             self.update_ema()
@@ -344,7 +342,8 @@ class Trainer:
                 self.pending.append(self.train_batch(batches[self.step]))
                 seen += len(batches[self.step])
                 self.step += 1
-                if len(self.pending) >= self.config.sync_every or self.step == len(batches):
+                synced = len(self.pending) >= self.config.sync_every or self.step == len(batches)
+                if synced:
                     last = self._sync()  # timed with the step: the wait for the GPU is training time
                     bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", refresh=False)
                 self.train_seconds += time.perf_counter() - step_start
@@ -352,7 +351,8 @@ class Trainer:
                 bar.update(1)
                 if self.stop_requested:
                     raise KeyboardInterrupt
-                if self._time_is_up():
+                # Under DDP, agreeing to stop is a collective (a wait on every rank): done only where the loop syncs anyway.
+                if (synced or self.dist.world == 1) and self._time_is_up():
                     break
             bar.close()
             self._end_epoch(self.step, seen * self.dist.world / max(time.perf_counter() - start, 1e-9))

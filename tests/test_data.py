@@ -49,6 +49,30 @@ def test_items_have_image_embedding_text_and_a_different_wrong_image(tiny_config
     assert torch.allclose(item["embedding"], minilm.encode([item["text"]])[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("crops", [False, True])
+def test_a_batch_picks_from_device_data_with_indices_already_on_that_device(crops):
+    """On a GPU, a CPU index into a device tensor is a copy from pageable memory, which waits for the GPU
+    once per batch. 'meta' stands in for the GPU: every index that picks from the data must live there."""
+    images = torch.zeros(6, 3, 8, 8, dtype=torch.uint8)
+    ds = data.FlowersDataset(images, torch.tensor([0, 0, 1, 1, 2, 2]), torch.zeros(6, 2), [str(i) for i in range(6)], torch.arange(6),
+                             crop_source=torch.zeros(6, 3, 10, 10, dtype=torch.uint8) if crops else None)
+    ds.to(torch.device("meta"))
+    index_devices = []
+
+    class Indexing(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.__getitem__ and args[0].device.type == "meta":
+                picks = args[1] if isinstance(args[1], tuple) else (args[1],)
+                index_devices.extend(str(i.device) for i in picks if torch.is_tensor(i))
+            return func(*args, **(kwargs or {}))
+
+    with Indexing():
+        batch = ds.__getitems__([0, 3, 5])
+    assert batch["image"].device.type == "meta" and batch["image"].shape == (3, 3, 8, 8)
+    # the batch's and the wrong images (4 indices per crop gather, else 1 each), and the embeddings
+    assert len(index_devices) == (9 if crops else 3) and set(index_devices) == {"meta"}, index_devices
+
+
 def test_wrong_images_come_from_other_classes_when_known():
     labels = torch.tensor([0, 0, 0, 1, 1, 2])
     images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 3, 2, 2).contiguous()

@@ -154,6 +154,22 @@ def test_ddp_collectives_get_tensors_on_the_process_device(tiny_config, tmp_path
     assert devices == [torch.device("meta")] * 2
 
 
+def test_ddp_ranks_agree_to_stop_only_where_the_loop_syncs(tiny_config, tmp_path, monkeypatch):
+    """Rank 0's time-limit flag is a broadcast, which makes every rank wait for its GPU: once per `sync_every` steps."""
+    trainer = train_module.Trainer(tiny_config(batch_size=3, epochs=1, sync_every=2, time_limit=60.0), tmp_path / "run", resume=False, progress=False)
+    trainer.dist = train_module.Distributed(rank=0, world=2, device=torch.device("cpu"))
+    at_step = []
+
+    def all_gather_object(out, obj):
+        out[:] = [obj] * len(out)
+
+    fake = SimpleNamespace(broadcast=lambda *_: at_step.append(trainer.step), all_reduce=lambda *_: None, all_gather_object=all_gather_object)
+    monkeypatch.setattr(train_module, "dist", fake)
+    trainer.run()
+    assert [s for s in at_step if s] == [2, 4]  # this rank's half of 24 captions: 4 steps; the other checks come between epochs (step 0)
+    assert trainer.epoch == 1
+
+
 class TinyEncoder:
     name, dim, cache_key = "tiny", 8, "tiny-8"
 

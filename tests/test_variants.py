@@ -98,6 +98,52 @@ def test_projection_adds_the_text_image_inner_product_to_the_logit():
     torch.testing.assert_close(logits, plain + match)
 
 
+def test_blur_removes_the_checkerboard_and_keeps_flat_colour():
+    from plugins.dcgan import Blur
+
+    rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    checkerboard = ((rows + cols) % 2 * 2 - 1).float().expand(1, 3, 8, 8)
+    flat = torch.full((1, 3, 8, 8), 0.7)
+    assert checkerboard.abs().min() == 1
+    inside = (..., slice(1, -1), slice(1, -1))  # the corners see their own pixel through the replicated border
+    torch.testing.assert_close(Blur(3)(checkerboard)[inside], torch.zeros_like(checkerboard)[inside])
+    torch.testing.assert_close(Blur(3)(flat), flat)
+
+
+def test_blur_1_is_the_plain_generator_blurred_before_tanh():
+    from plugins.dcgan import Blur
+
+    plain, _, _, _, _ = _parts()
+    smooth, _, _, _, _ = _parts(**{"generator.blur": 1})
+    smooth.load_state_dict(plain.state_dict())  # the filter is fixed, so both have the same weights
+    plain.eval(), smooth.eval()
+    batch, noise = _batch()
+    with torch.no_grad():
+        before_tanh = plain.net[:-1](torch.cat([noise, plain.project(batch["embedding"])], 1)[:, :, None, None])
+        torch.testing.assert_close(smooth(noise, batch["embedding"]), torch.tanh(Blur(3)(before_tanh)))
+    inner, _, _, _, _ = _parts(**{"generator.blur": 4})
+    assert sum(isinstance(m, Blur) for m in inner.modules()) == 4  # after the 8, 16 and 32 px upsamplings, and on the 64 px RGB output
+    with pytest.raises(LabError, match="blur must be between 0 and 4"):
+        _parts(**{"generator.blur": 5})
+
+
+def test_skip_generator_adds_every_stage_rgb_upsampled_to_the_last_conv():
+    plain, _, _, _, _ = _parts()
+    skip, _, _, _, _ = _parts(**{"generator.skip": True})
+    skip.load_state_dict(plain.state_dict(), strict=False)  # same stages; only the 1x1 RGB convs are new
+    plain.eval(), skip.eval()
+    batch, noise = _batch()
+    with torch.no_grad():
+        assert not torch.allclose(skip(noise, batch["embedding"]), plain(noise, batch["embedding"]))
+        for rgb in skip.to_rgb:
+            rgb.weight.zero_(), rgb.bias.zero_()
+        torch.testing.assert_close(skip(noise, batch["embedding"]), plain(noise, batch["embedding"]))
+        # the 4x4 stage alone paints the whole 64x64 image: a flat colour survives every bilinear upsampling
+        skip.net[-2].weight.zero_()
+        skip.to_rgb[0].bias.copy_(torch.tensor([0.5, -0.2, 0.1]))
+        torch.testing.assert_close(skip(noise, batch["embedding"]), torch.tanh(torch.tensor([0.5, -0.2, 0.1])).view(1, 3, 1, 1).expand(N, 3, 64, 64))
+
+
 def test_diff_augment_is_seeded_shape_preserving_and_really_changes_images():
     x = torch.rand(8, 3, 16, 16) + 0.5  # no zeros, so cutout and padding show
     a = diff_augment(x, "translation,cutout,color", torch.Generator().manual_seed(1))
