@@ -55,6 +55,7 @@ from .plots import caption_grid, save_loss_plot
 from .runlock import run_lock
 
 SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
+EMA_CALIBRATION_BATCHES = 16  # batches the EMA's batch-norm statistics are measured on at every save
 
 
 def train_step(
@@ -224,8 +225,32 @@ class Trainer:
         decay = min(self.config.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
         for averaged, live in zip(self.ema.parameters(), self.generator.parameters()):
             averaged.lerp_(live, 1 - decay)
-        for averaged, live in zip(self.ema.buffers(), self.generator.buffers()):
-            averaged.copy_(live)
+
+    @torch.no_grad()
+    def recalibrate_ema(self) -> None:
+        """Batch-norm statistics measured on the averaged weights (as SWA does), before anything renders with them.
+
+        The live G's running means and variances belong to the live weights; the average's activations
+        differ, and borrowing them skews every layer of the average in eval mode. Noise and captions come
+        from their own RNG, seeded by the step, so training draws stay as they were and a resumed run
+        recalibrates exactly as an uninterrupted one."""
+        norms = [m for m in self.ema.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.ema_updates)
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the batches below
+        self.ema.train()
+        with torch.random.fork_rng(devices=[self.dist.device] if self.dist.device.type == "cuda" else []):  # G may sample in train mode
+            for _ in range(EMA_CALIBRATION_BATCHES):
+                picks = torch.randint(len(self.dataset.embeddings), (self.config.batch_size,), generator=rng)
+                noise = torch.randn(self.config.batch_size, self.ema.noise_dim, generator=rng)
+                self.ema(to_device_async(noise, self.dist.device), self.dataset.embeddings[to_device_async(picks, self.dist.device)])
+        self.ema.eval()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
 
     # --- checkpointing -------------------------------------------------
     def _rng_states(self) -> dict[str, torch.Tensor]:
@@ -270,6 +295,8 @@ class Trainer:
 
     def save(self) -> None:
         self._sync()  # `sums` in the checkpoint must cover every step it counts (and a NaN must not be saved)
+        if self.ema is not None:
+            self.recalibrate_ema()
         state = self._state()  # collective under DDP: every rank takes part
         if self.dist.main:
             save_checkpoint(self.run_dir, state, self.inference_generator)

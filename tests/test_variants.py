@@ -203,6 +203,28 @@ def test_a_setting_the_parts_reject_fails_before_any_image_is_decoded(tiny_confi
         Trainer(tiny_config(**{"generator.width": 0}), tmp_path / "r", resume=False, progress=False)
 
 
+def test_ema_batch_norm_statistics_are_measured_on_the_averaged_weights(tiny_config, tmp_path):
+    """The average's running means belong to the average, not to the live G; measuring them draws nothing
+    from the training RNGs (conditioning augmentation samples from torch's global one in train mode)."""
+    trainer = Trainer(tiny_config(ema=0.9, epochs=1, **{"generator.cond_aug": True}), tmp_path / "run", resume=False, progress=False)
+    trainer.run()
+    rngs = torch.get_rng_state(), trainer.rng.get_state()
+    trainer.recalibrate_ema()
+    assert torch.equal(rngs[0], torch.get_rng_state()) and torch.equal(rngs[1], trainer.rng.get_state())
+    first_conv, first_norm = trainer.ema.net[0], trainer.ema.net[1]
+    g = torch.Generator().manual_seed(1)
+    picks = torch.randint(len(trainer.dataset.embeddings), (2048,), generator=g)
+    with torch.no_grad():
+        trainer.ema.project.train()  # text codes sampled, as during calibration and training
+        z = torch.cat([torch.randn(2048, 100, generator=g), trainer.ema.project(trainer.dataset.embeddings[picks])], 1)
+        trainer.ema.project.eval()
+        activations = first_conv(z[:, :, None, None])
+    mean, std = activations.mean((0, 2, 3)), activations.std((0, 2, 3))
+    assert ((first_norm.running_mean - mean).abs() < 0.2 * std).all()
+    assert ((first_norm.running_var.sqrt() / std - 1).abs() < 0.2).all()
+    assert not trainer.ema.training
+
+
 def test_variant_run_trains_keeps_ema_and_resumes_exactly(tiny_config, tmp_path):
     variant = {
         "generator": "dfgan", "generator.width": 4, "generator.cond_aug": True, "discriminator.norm": "none", "loss": "hinge-magp",
