@@ -6,11 +6,12 @@ channel plan is shared: the 4x4 end of both stacks has `width * 8` channels,
 and each doubling of resolution halves the channels.
 
 Options the variants need, each off by default so the course's model stays
-the tutorial's: `cond_aug` (StackGAN conditioning augmentation in G), `blur`
-(a fixed low-pass after G's last `blur` upsamplings, against checkerboards and speckle) and
-`norm = "none"` (D without BatchNorm, as DF-GAN's hinge loss with a gradient
-penalty wants: a penalty per sample is meaningless when samples share
-batch statistics).
+the tutorial's. In G: `cond_aug` (StackGAN conditioning augmentation), `blur`
+(a fixed low-pass after the last `blur` upsamplings) and `skip` (StyleGAN2's
+skip generator). In D: `norm = "none"` (no BatchNorm, as DF-GAN's hinge loss
+with a gradient penalty wants: a penalty per sample is meaningless when samples
+share batch statistics), `joint` and `projection` (two ways to judge whether
+image and text match) and `blur` (every image seen through a low-pass).
 """
 from __future__ import annotations
 
@@ -81,11 +82,11 @@ def conditioning_losses(project: nn.Module) -> dict[str, torch.Tensor]:
 class Blur(nn.Module):
     """A fixed [1, 2, 1] x [1, 2, 1] / 16 low-pass per channel (StyleGAN's anti-aliasing filter).
 
-    A stride-2 4x4 transposed conv paints a checkerboard: each output pixel of a 2x2 cell sums a
-    different subset of kernel taps. Real flowers are drawn at twice the size and downsampled, so they
-    have no such texture, and Inception features notice it: blurring a trained G's images after the
-    fact lowered FID from 217 to 150 on the synthetic flowers. Inside G, the filter lets G learn what
-    survives it instead of wasting steps on the checkerboard.
+    A stride-2 4x4 transposed conv paints a checkerboard (each output pixel of a 2x2 cell sums a
+    different subset of kernel taps), and a young G paints speckle. Real flowers are drawn at twice
+    the size and downsampled, so they have neither, and Inception features notice: blurring a trained
+    G's images after the fact lowered FID from 217 to 160 on the synthetic flowers. On G's output and
+    on everything D sees, it takes that texture out of the game (README, Benchmarks, has the numbers).
     """
 
     def __init__(self, channels: int):
@@ -171,6 +172,7 @@ class DCGANDiscriminator(Discriminator):
     def __init__(
         self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch", joint: bool = False,
         projection: bool = False,
+        blur: bool = False,
     ):
         super().__init__()
         if norm not in ("batch", "none"):
@@ -195,12 +197,15 @@ class DCGANDiscriminator(Discriminator):
         # With `projection`, the logit also gets <W e, sum of image features> (Miyato & Koyama 2018):
         # a direct "does this image show what the text says" score per feature channel.
         self.text_match = nn.Linear(text_dim, plan[-1], bias=False) if projection else None
+        # With `blur`, D sees every image (real or fake) through the same fixed low-pass: texture finer than
+        # that earns G nothing with D, and only the L1 term, which pulls towards smooth real flowers, shapes it.
+        self.low_pass = Blur(3) if blur else nn.Identity()
         self.apply(init_weights)
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image.shape[-1] != self.image_size or image.shape[-2] != self.image_size:
             raise LabError(f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}")
-        features = self.image_net(image)
+        features = self.image_net(self.low_pass(image))
         text = self.project(text_embedding)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
         logits = self.head(self.joint(torch.cat([features, text], dim=1))).flatten()
         if self.text_match is not None:

@@ -127,6 +127,19 @@ def test_blur_1_is_the_plain_generator_blurred_before_tanh():
         _parts(**{"generator.blur": 5})
 
 
+def test_discriminator_blur_judges_every_image_through_the_low_pass():
+    from plugins.dcgan import Blur
+
+    _, sharp, _, _, _ = _parts()
+    _, blurred, _, _, _ = _parts(**{"discriminator.blur": True})
+    blurred.load_state_dict(sharp.state_dict())  # the filter has no weights
+    sharp.eval(), blurred.eval()
+    batch, _ = _batch()
+    with torch.no_grad():
+        torch.testing.assert_close(blurred(batch["image"], batch["embedding"])[0], sharp(Blur(3)(batch["image"]), batch["embedding"])[0])
+        assert not torch.allclose(blurred(batch["image"], batch["embedding"])[0], sharp(batch["image"], batch["embedding"])[0])
+
+
 def test_skip_generator_adds_every_stage_rgb_upsampled_to_the_last_conv():
     plain, _, _, _, _ = _parts()
     skip, _, _, _, _ = _parts(**{"generator.skip": True})
