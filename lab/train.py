@@ -295,7 +295,7 @@ class Trainer:
 
     def save(self) -> None:
         self._sync()  # `sums` in the checkpoint must cover every step it counts (and a NaN must not be saved)
-        if self.ema is not None:
+        if self.ema is not None and self.dist.main:  # only rank 0 writes and renders the average
             self.recalibrate_ema()
         state = self._state()  # collective under DDP: every rank takes part
         if self.dist.main:
