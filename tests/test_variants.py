@@ -12,6 +12,7 @@ from lab.config import ExperimentConfig, apply, load
 from lab.errors import LabError
 from lab.models import build_parts
 from lab.train import Trainer, train, train_step
+from plugins.dcgan import Blur
 from plugins.hinge_magp import HingeMAGP
 
 N, TEXT = 4, 16
@@ -99,8 +100,6 @@ def test_projection_adds_the_text_image_inner_product_to_the_logit():
 
 
 def test_blur_removes_the_checkerboard_and_keeps_flat_colour():
-    from plugins.dcgan import Blur
-
     rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
     checkerboard = ((rows + cols) % 2 * 2 - 1).float().expand(1, 3, 8, 8)
     flat = torch.full((1, 3, 8, 8), 0.7)
@@ -111,8 +110,6 @@ def test_blur_removes_the_checkerboard_and_keeps_flat_colour():
 
 
 def test_blur_1_is_the_plain_generator_blurred_before_tanh():
-    from plugins.dcgan import Blur
-
     plain, _, _, _, _ = _parts()
     smooth, _, _, _, _ = _parts(**{"generator.blur": 1})
     smooth.load_state_dict(plain.state_dict())  # the filter is fixed, so both have the same weights
@@ -128,8 +125,6 @@ def test_blur_1_is_the_plain_generator_blurred_before_tanh():
 
 
 def test_discriminator_blur_judges_every_image_through_the_low_pass():
-    from plugins.dcgan import Blur
-
     _, sharp, _, _, _ = _parts()
     _, blurred, _, _, _ = _parts(**{"discriminator.blur": True})
     blurred.load_state_dict(sharp.state_dict())  # the filter has no weights
