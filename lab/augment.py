@@ -81,3 +81,6 @@ class AugmentedDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.discriminator(diff_augment(image, self.policy, self.generator), text_embedding)
+
+    def match_scores(self, features: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+        return self.discriminator.match_scores(features, text_embedding)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .errors import LabError
+
 
 class TextEncoder(abc.ABC):
     """Turns captions into fixed-size sentence embeddings (frozen, not trained)."""
@@ -57,6 +59,11 @@ class Discriminator(nn.Module, abc.ABC):
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (logits [N], image features [N, ...])."""
 
+    def match_scores(self, features: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+        """[N, N] scores of image i (its `forward` features) against caption j, for losses that judge
+        every pairing in a batch at once. Optional: a discriminator without a matching head says so."""
+        raise LabError(f"discriminator {type(self).__name__} cannot score every image-caption pairing in a batch")
+
 
 @dataclass
 class LossOutput:
@@ -99,10 +106,19 @@ class LossRecipe(abc.ABC):
         The real features for feature matching come from that same D (run on
         the real batch alone, without gradients), so both sides of the match
         are measured by one network."""
+        fake_logits, fake_features, real_features = self.judge_fakes(discriminator, fake, real, embedding)
+        return self.generator_loss(fake_logits, fake_features, real_features, fake, real)
+
+    @staticmethod
+    def judge_fakes(
+        discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D on the fakes (with gradients, for G) and on the real batch alone (without): the fakes' logits
+        and features, and the real features feature matching aims at."""
         fake_logits, fake_features = discriminator(fake, embedding)
         with torch.no_grad():
             _, real_features = discriminator(real, embedding)
-        return self.generator_loss(fake_logits, fake_features, real_features, fake, real)
+        return fake_logits, fake_features, real_features
 
     @abc.abstractmethod
     def discriminator_loss(

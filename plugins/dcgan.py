@@ -98,6 +98,32 @@ class Blur(nn.Module):
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel, groups=x.shape[1])
 
 
+def _valid_taps(n: int, device: torch.device) -> torch.Tensor:
+    """[n, 3]: 1 where tap k of a padded 3-wide kernel lands inside a length-n axis at position y."""
+    y, k = torch.arange(n, device=device)[:, None], torch.arange(3, device=device)[None]
+    return ((y + k - 1 >= 0) & (y + k - 1 < n)).float()
+
+
+class TiledTextConv(nn.Conv2d):
+    """A 3x3 conv over cat([image features, text vector tiled over the map]), without tiling the text.
+
+    The text half of the input is the same at every position, so what it adds at a position is the sum
+    of `W_k t` over the kernel taps k that land inside the map (zero padding drops the others). That is
+    one small matmul per tap instead of a convolution over half the input channels: the same numbers
+    for half the work of D's most expensive layer. Weights are laid out as the plain conv's."""
+
+    def __init__(self, image_channels: int, text_channels: int, out_channels: int, bias: bool):
+        super().__init__(image_channels + text_channels, out_channels, 3, 1, 1, bias=bias)
+        self.image_channels = image_channels
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        w_image, w_text = self.weight.split([self.image_channels, self.in_channels - self.image_channels], dim=1)
+        taps = torch.einsum("oikl,bi->bokl", w_text, text)
+        h, w = features.shape[-2:]
+        tiled = torch.einsum("bokl,yk,xl->boyx", taps, _valid_taps(h, text.device), _valid_taps(w, text.device))
+        return F.conv2d(features, w_image, self.bias, padding=1) + tiled
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -188,10 +214,10 @@ class DCGANDiscriminator(Discriminator):
         # With `joint`, a 3x3 conv + LeakyReLU mixes image and text before the head (as in Reed et al.'s D);
         # without it the logit is a *sum* of an image score and a text score, which cannot tell a
         # matching pair from a mismatched one: only the L1 and feature terms of GAN-CLS then teach the text.
-        self.joint = nn.Identity()
+        self.joint: nn.Sequential | None = None
         head_in = plan[-1] + text_proj_dim
         if joint:
-            self.joint = nn.Sequential(nn.Conv2d(head_in, plan[-1], 3, 1, 1, bias=not batch_norm), *([nn.BatchNorm2d(plan[-1])] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
+            self.joint = nn.Sequential(TiledTextConv(plan[-1], text_proj_dim, plan[-1], bias=not batch_norm), *([nn.BatchNorm2d(plan[-1])] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
             head_in = plan[-1]
         self.head = nn.Conv2d(head_in, 1, 4, 1, 0, bias=False)
         # With `projection`, the logit also gets <W e, sum of image features> (Miyato & Koyama 2018):
@@ -206,11 +232,22 @@ class DCGANDiscriminator(Discriminator):
         if image.shape[-1] != self.image_size or image.shape[-2] != self.image_size:
             raise LabError(f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}")
         features = self.image_net(self.low_pass(image))
-        text = self.project(text_embedding)[:, :, None, None].expand(-1, -1, *features.shape[-2:])
-        logits = self.head(self.joint(torch.cat([features, text], dim=1))).flatten()
+        text = self.project(text_embedding)
+        if self.joint is not None:
+            logits = self.head(self.joint[1:](self.joint[0](features, text))).flatten()
+        else:
+            logits = self.head(torch.cat([features, text[:, :, None, None].expand(-1, -1, *features.shape[-2:])], dim=1)).flatten()
         if self.text_match is not None:
             logits = logits + (self.text_match(text_embedding) * features.sum((2, 3))).sum(1)
         return logits, features
+
+    def match_scores(self, features: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+        """Cosine of every image's summed features with every caption's projection (`W e`, the
+        projection term's map): scale-free, so a matching loss on it shapes directions, not the logit."""
+        if self.text_match is None:
+            raise LabError("scoring every image-caption pairing needs the discriminator's projection head: set projection = true in [discriminator]")
+        images = F.normalize(features.sum((2, 3)), dim=1)
+        return images @ F.normalize(self.text_match(text_embedding), dim=1).T
 
 
 GENERATORS.register("dcgan")(DCGANGenerator)

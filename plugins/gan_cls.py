@@ -9,19 +9,53 @@ pose G cannot know: the best it can do is the average pose, so it learns to
 ignore its noise. `l1_pool = k` compares k x k block averages instead: the
 colours and where they sit still teach G quickly, while the pose inside each
 block (rotation, petal positions) is left to the adversarial game.
+
+`matching = w` adds an in-batch matching term (XMC-GAN's image-sentence
+contrastive loss) to both players: D must pick each image's caption out of
+every caption in the batch, and G's fakes must be picked out the same way.
+One random wrong image per pair mostly differs in colour, so D can reject it
+by colour alone and never learns petal count or shape; a batch of 32 holds
+about one caption per row that differs from the right one only in those, and
+the softmax weights the hardest such rows most. It needs a discriminator with
+`match_scores` (dcgan with `projection = true`). Two images of one flower in a
+batch count as a mismatch; with hundreds of flowers that is rare.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from lab.interfaces import LossOutput, LossRecipe
+from lab.interfaces import Discriminator, LossOutput, LossRecipe
 from lab.registry import LOSSES
 
 
+def matching_loss(discriminator: Discriminator, features: torch.Tensor, embedding: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Cross-entropy of picking each image's own caption among the batch's, and each caption's image."""
+    scores = discriminator.match_scores(features, embedding) / temperature
+    target = torch.arange(len(scores), device=scores.device)
+    return (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
+
+
 class GanClsLoss(LossRecipe):
-    def __init__(self, feature_weight: float = 100.0, l1_weight: float = 50.0, l1_pool: int = 1):
+    def __init__(self, feature_weight: float = 100.0, l1_weight: float = 50.0, l1_pool: int = 1, matching: float = 0.0, temperature: float = 0.1):
         self.feature_weight, self.l1_weight, self.l1_pool = feature_weight, l1_weight, l1_pool
+        self.matching, self.temperature = matching, temperature
+
+    def discriminator_step(self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
+        real_logits, real_features = discriminator(real, embedding)
+        out = self.discriminator_loss(real_logits, discriminator(wrong, embedding)[0], discriminator(fake, embedding)[0])
+        return self._with_matching(out, discriminator, real_features, embedding, "d_match")
+
+    def generator_step(self, discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
+        fake_logits, fake_features, real_features = self.judge_fakes(discriminator, fake, real, embedding)
+        out = self.generator_loss(fake_logits, fake_features, real_features, fake, real)
+        return self._with_matching(out, discriminator, fake_features, embedding, "g_match")
+
+    def _with_matching(self, out: LossOutput, discriminator: Discriminator, features: torch.Tensor, embedding: torch.Tensor, name: str) -> LossOutput:
+        if not self.matching:
+            return out
+        match = self.matching * matching_loss(discriminator, features, embedding, self.temperature)
+        return LossOutput(out.total + match, {**out.terms, name: match.detach()})
 
     def discriminator_loss(self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor) -> LossOutput:
         real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))

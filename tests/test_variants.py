@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from lab.augment import AugmentedDiscriminator, diff_augment
@@ -12,7 +13,8 @@ from lab.config import ExperimentConfig, apply, load
 from lab.errors import LabError
 from lab.models import build_parts
 from lab.train import Trainer, train, train_step
-from plugins.dcgan import Blur
+from plugins.dcgan import Blur, TiledTextConv
+from plugins.gan_cls import matching_loss
 from plugins.hinge_magp import HingeMAGP
 
 N, TEXT = 4, 16
@@ -97,6 +99,68 @@ def test_projection_adds_the_text_image_inner_product_to_the_logit():
     plain, _ = discriminator(batch["image"], batch["embedding"])
     assert match.abs().min() > 0
     torch.testing.assert_close(logits, plain + match)
+
+
+def test_match_scores_are_cosines_of_every_image_with_every_caption_and_need_the_projection():
+    _, discriminator, _, _, _ = _parts(**{"discriminator.projection": True})
+    batch, _ = _batch()
+    features = torch.randn(N, 64, 4, 4)
+    scores = discriminator.match_scores(features, batch["embedding"])
+    text = discriminator.text_match(batch["embedding"])
+    i, j = 1, 3
+    torch.testing.assert_close(scores[i, j], torch.cosine_similarity(features[i].sum((1, 2)), text[j], dim=0))
+    assert scores.shape == (N, N) and scores.abs().max() <= 1 + 1e-6
+    _, plain, _, _, _ = _parts()
+    with pytest.raises(LabError, match="projection = true"):
+        plain.match_scores(features, batch["embedding"])
+
+
+def test_matching_term_teaches_d_to_pick_each_image_caption_out_of_the_batch():
+    """Only the matching term trains D here: after a few steps every real image scores its own caption highest."""
+    _, discriminator, _, _, opt_d = _parts(**{"discriminator.projection": True})
+    batch, _ = _batch()
+
+    def picks() -> torch.Tensor:
+        with torch.no_grad():
+            features = discriminator(batch["image"], batch["embedding"])[1]
+            return discriminator.match_scores(features, batch["embedding"]).argmax(1)
+
+    assert not torch.equal(picks(), torch.arange(N))
+    for _ in range(30):
+        features = discriminator(batch["image"], batch["embedding"])[1]
+        loss = matching_loss(discriminator, features, batch["embedding"], temperature=0.1)
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+    assert torch.equal(picks(), torch.arange(N))
+
+
+def test_matching_adds_its_weighted_term_to_both_players_and_nothing_when_off():
+    generator, discriminator, _, _, _ = _parts(**{"discriminator.projection": True})
+    batch, noise = _batch()
+    fake = generator(noise, batch["embedding"])
+    off = build_parts(apply(ExperimentConfig(), {}), TEXT)[2]
+    on = build_parts(apply(ExperimentConfig(), {"loss.matching": 0.5}), TEXT)[2]
+    args = (discriminator, batch["image"], batch["wrong_image"], fake.detach(), batch["embedding"])
+    d_off, d_on = off.discriminator_step(*args), on.discriminator_step(*args)
+    real_features = discriminator(batch["image"], batch["embedding"])[1]
+    torch.testing.assert_close(d_on.total - d_off.total, 0.5 * matching_loss(discriminator, real_features, batch["embedding"], 0.1))
+    assert "d_match" in d_on.terms and "d_match" not in d_off.terms
+    g_on = on.generator_step(discriminator, fake, batch["image"], batch["embedding"])
+    g_off = off.generator_step(discriminator, fake, batch["image"], batch["embedding"])
+    fake_features = discriminator(fake, batch["embedding"])[1]
+    torch.testing.assert_close(g_on.total - g_off.total, 0.5 * matching_loss(discriminator, fake_features, batch["embedding"], 0.1))
+    g_on.terms["g_match"].item()  # logged under its own name
+    assert torch.autograd.grad(g_on.total - g_off.total, fake)[0].abs().sum() > 0  # G is taught by it
+
+
+@pytest.mark.parametrize("size, bias", [((4, 4), False), ((5, 3), True)])
+def test_tiled_text_conv_equals_the_conv_over_the_tiled_concatenation(size, bias):
+    torch.manual_seed(0)
+    conv = TiledTextConv(image_channels=6, text_channels=5, out_channels=7, bias=bias)
+    features, text = torch.randn(2, 6, *size), torch.randn(2, 5)
+    tiled = torch.cat([features, text[:, :, None, None].expand(-1, -1, *size)], dim=1)
+    torch.testing.assert_close(conv(features, text), F.conv2d(tiled, conv.weight, conv.bias, padding=1))
 
 
 def test_blur_removes_the_checkerboard_and_keeps_flat_colour():
