@@ -166,7 +166,7 @@ def _bar_chart(rows: list[dict], path: Path) -> None:
     names = [r["variant"] for r in rows]
     panels = [("FID (lower is better)", [r["fid"] for r in rows]), ("attribute accuracy, all four", [r["all_four"] or 0 for r in rows]),
               ("mean attribute accuracy", [r["mean"] or 0 for r in rows]), ("diversity vs real (1 = as varied)", [r["diversity"] or 0 for r in rows])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 0.45 * len(rows) + 1.5))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels) + 3, 0.45 * len(rows) + 1.5), sharey=True)  # names once, on the left
     for ax, (title, values) in zip(axes, panels):
         ax.barh(names[::-1], values[::-1], color="#4c72b0")
         ax.set_title(title, fontsize=9)
