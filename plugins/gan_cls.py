@@ -14,17 +14,19 @@ block (rotation, petal positions) is left to the adversarial game.
 contrastive loss) to both players: D must pick each image's caption out of
 every caption in the batch, and G's fakes must be picked out the same way.
 One random wrong image per pair mostly differs in colour, so D can reject it
-by colour alone and never learns petal count or shape; a batch of 32 holds
-about one caption per row that differs from the right one only in those, and
-the softmax weights the hardest such rows most. It needs a discriminator with
-`match_scores` (dcgan with `projection = true`). Two images of one flower in a
-batch count as a mismatch; with hundreds of flowers that is rare.
+by colour alone and never learns petal count or shape; on the synthetic
+flowers a batch of 32 holds one or two captions per row that differ from the
+right one only in those, and the softmax weighs the hardest rows most. It needs
+a discriminator with `match_scores` (dcgan with `projection = true`). Two
+captions of one flower in a batch count as a mismatch: with 461 training
+flowers that is about one pair per batch of 32, a little label noise.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from lab.errors import LabError
 from lab.interfaces import Discriminator, LossOutput, LossRecipe
 from lab.registry import LOSSES
 
@@ -39,6 +41,8 @@ def matching_loss(discriminator: Discriminator, features: torch.Tensor, embeddin
 class GanClsLoss(LossRecipe):
     def __init__(self, feature_weight: float = 100.0, l1_weight: float = 50.0, l1_pool: int = 1, matching: float = 0.0, temperature: float = 0.1):
         self.feature_weight, self.l1_weight, self.l1_pool = feature_weight, l1_weight, l1_pool
+        if temperature <= 0 or matching < 0:
+            raise LabError(f"gan-cls needs matching >= 0 and temperature > 0, got matching={matching}, temperature={temperature}")
         self.matching, self.temperature = matching, temperature
 
     def discriminator_step(self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor) -> LossOutput:

@@ -152,6 +152,8 @@ def test_matching_adds_its_weighted_term_to_both_players_and_nothing_when_off():
     torch.testing.assert_close(g_on.total - g_off.total, 0.5 * matching_loss(discriminator, fake_features, batch["embedding"], 0.1))
     g_on.terms["g_match"].item()  # logged under its own name
     assert torch.autograd.grad(g_on.total - g_off.total, fake)[0].abs().sum() > 0  # G is taught by it
+    with pytest.raises(LabError, match="temperature > 0"):
+        build_parts(apply(ExperimentConfig(), {"loss.matching": 0.5, "loss.temperature": 0.0}), TEXT)
 
 
 @pytest.mark.parametrize("size, bias", [((4, 4), False), ((5, 3), True)])
