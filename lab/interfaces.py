@@ -95,10 +95,19 @@ class LossRecipe(abc.ABC):
         self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor
     ) -> LossOutput:
         """D's loss for one batch; `fake` is already detached from G."""
-        real_logits, _ = discriminator(real, embedding)
+        real_logits, _, wrong_logits, fake_logits = self.judge_pairs(discriminator, real, wrong, fake, embedding)
+        return self.discriminator_loss(real_logits, wrong_logits, fake_logits)
+
+    @staticmethod
+    def judge_pairs(
+        discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D on the real, wrong and fake pairs, each group in its own pass (its own batch statistics):
+        the real pairs' logits and features, then the wrong and the fake pairs' logits."""
+        real_logits, real_features = discriminator(real, embedding)
         wrong_logits, _ = discriminator(wrong, embedding)
         fake_logits, _ = discriminator(fake, embedding)
-        return self.discriminator_loss(real_logits, wrong_logits, fake_logits)
+        return real_logits, real_features, wrong_logits, fake_logits
 
     def generator_step(self, discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
         """G's loss for one batch, judged by the D that the D step just updated.

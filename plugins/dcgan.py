@@ -234,7 +234,7 @@ class DCGANDiscriminator(Discriminator):
         features = self.image_net(self.low_pass(image))
         text = self.project(text_embedding)
         if self.joint is not None:
-            logits = self.head(self.joint[1:](self.joint[0](features, text))).flatten()
+            logits = self.head(self.joint[1:](self.joint[0](features, text))).flatten()  # the conv takes the text beside the map
         else:
             logits = self.head(torch.cat([features, text[:, :, None, None].expand(-1, -1, *features.shape[-2:])], dim=1)).flatten()
         if self.text_match is not None:

@@ -46,8 +46,8 @@ class GanClsLoss(LossRecipe):
         self.matching, self.temperature = matching, temperature
 
     def discriminator_step(self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
-        real_logits, real_features = discriminator(real, embedding)
-        out = self.discriminator_loss(real_logits, discriminator(wrong, embedding)[0], discriminator(fake, embedding)[0])
+        real_logits, real_features, wrong_logits, fake_logits = self.judge_pairs(discriminator, real, wrong, fake, embedding)
+        out = self.discriminator_loss(real_logits, wrong_logits, fake_logits)
         return self._with_matching(out, discriminator, real_features, embedding, "d_match")
 
     def generator_step(self, discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor) -> LossOutput:

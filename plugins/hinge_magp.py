@@ -26,8 +26,8 @@ class HingeMAGP(LossRecipe):
 
     def discriminator_step(self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
         real, embedding = real.detach().requires_grad_(), embedding.detach().requires_grad_()
-        real_logits, _ = discriminator(real, embedding)
-        out = self.discriminator_loss(real_logits, discriminator(wrong, embedding)[0], discriminator(fake, embedding)[0])
+        real_logits, _, wrong_logits, fake_logits = self.judge_pairs(discriminator, real, wrong, fake, embedding)
+        out = self.discriminator_loss(real_logits, wrong_logits, fake_logits)
         grads = torch.autograd.grad(real_logits.sum(), (real, embedding), create_graph=True)
         norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(dim=1)
         penalty = self.gp_weight * norm.pow(self.gp_power).mean()
