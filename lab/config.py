@@ -75,6 +75,7 @@ class ExperimentConfig:
     batch_size: int = 64
     lr: float = 2e-4  # G's learning rate, and D's unless lr_d is set
     lr_d: float = 0.0  # D's learning rate; 0 = same as lr
+    lr_decay: bool = False  # both learning rates fall linearly to 0 as the budget (epochs or time_limit) is spent
     beta1: float = 0.5
     beta2: float = 0.999
     ema: float = 0.0  # decay of an exponential moving average of G's weights (e.g. 0.999); 0 = off

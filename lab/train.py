@@ -192,6 +192,7 @@ class Trainer:
         self.rng_snapshot = self._rng_states()  # the RNGs as they were after the last completed step
         self.stop_requested = False
         self.epoch, self.step, self.sums, self.history, self.train_seconds, self.ema_updates = 0, 0, {}, [], 0.0, 0
+        self.time_spent = 0.0  # fraction of `time_limit` spent, as the ranks last agreed (`_time_is_up`)
         self.pending: list[dict[str, torch.Tensor | float]] = []  # terms of the steps since the last sync, not yet in `sums`
         self.sample_texts = self._sample_captions()
         if resume:
@@ -366,6 +367,7 @@ class Trainer:
             start, seen = time.perf_counter(), 0
             while self.step < len(batches):
                 step_start = time.perf_counter()
+                self._decay_learning_rates(len(batches))
                 self.pending.append(self.train_batch(batches[self.step]))
                 seen += len(batches[self.step])
                 self.step += 1
@@ -415,12 +417,25 @@ class Trainer:
         """Whether `time_limit` is spent; rank 0's clock decides, so DDP ranks stop at the same step."""
         if not self.config.time_limit:
             return False
-        up = self.train_seconds >= self.config.time_limit * 60
+        spent = self.train_seconds / (self.config.time_limit * 60)
         if self.dist.world > 1:  # on this rank's device: NCCL only moves CUDA tensors
-            flag = torch.tensor(float(up), device=self.dist.device)
+            flag = torch.tensor(spent, device=self.dist.device)
             dist.broadcast(flag, 0)
-            up = bool(flag)
-        return up
+            spent = float(flag)
+        self.time_spent = spent
+        return spent >= 1
+
+    def _decay_learning_rates(self, steps_per_epoch: int) -> None:
+        """With `lr_decay`, both learning rates fall linearly to 0 as the budget is spent: "budgeted training"
+        (Li et al. 2020), where a schedule that ends with the budget beats a constant rate cut off by it.
+        The budget is `epochs` or `time_limit`, whichever is further along; time as the ranks last agreed on it,
+        so every rank steps with the same rate. Both are checkpointed, so a resumed run picks up the schedule."""
+        if not self.config.lr_decay:
+            return
+        spent = max((self.epoch + self.step / steps_per_epoch) / self.config.epochs, self.time_spent)
+        for opt, lr in ((self.opt_g, self.config.lr), (self.opt_d, self.config.lr_discriminator)):
+            for group in opt.param_groups:
+                group["lr"] = lr * max(1 - spent, 0.0)
 
     def _end_epoch(self, steps: int, images_per_s: float) -> None:
         self._sync()  # what a time limit cut short of the last sync

@@ -170,6 +170,38 @@ def test_ddp_ranks_agree_to_stop_only_where_the_loop_syncs(tiny_config, tmp_path
     assert trainer.epoch == 1
 
 
+def _learning_rates_per_step(trainer, monkeypatch, seconds_per_step=0.0):
+    """Run the trainer, recording (G's lr, D's lr) at every step; each step may also spend `seconds_per_step` of budget."""
+    seen, real_step = [], train_module.train_step
+
+    def step(*args):
+        seen.append((trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
+        trainer.train_seconds += seconds_per_step
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", step)
+    trainer.run()
+    return seen
+
+
+def test_lr_decay_falls_linearly_to_zero_over_the_epochs_and_resumes_on_schedule(tiny_config, tmp_path, monkeypatch):
+    config = tiny_config(batch_size=6, epochs=2, lr=1e-3, lr_d=4e-3, lr_decay=True)  # 24 captions: 4 steps an epoch
+    seen = _learning_rates_per_step(train_module.Trainer(config, tmp_path / "run", resume=False, progress=False), monkeypatch)
+    assert seen == [pytest.approx((1e-3 * (1 - k / 8), 4e-3 * (1 - k / 8))) for k in range(8)]
+
+    resumed = train_module.Trainer(tiny_config(batch_size=6, epochs=4, lr=1e-3, lr_d=4e-3, lr_decay=True), tmp_path / "run", resume=True, progress=False)
+    assert _learning_rates_per_step(resumed, monkeypatch) == [pytest.approx((1e-3 * (1 - k / 16), 4e-3 * (1 - k / 16))) for k in range(8, 16)]
+
+    constant = train_module.Trainer(tiny_config(batch_size=6, epochs=1, lr=1e-3), tmp_path / "constant", resume=False, progress=False)
+    assert _learning_rates_per_step(constant, monkeypatch) == [(1e-3, 1e-3)] * 4
+
+
+def test_lr_decay_follows_the_time_limit_when_it_runs_out_first(tiny_config, tmp_path, monkeypatch):
+    trainer = train_module.Trainer(tiny_config(batch_size=6, epochs=1000, lr=1e-3, time_limit=1.0, lr_decay=True), tmp_path / "run", resume=False, progress=False)
+    seen = _learning_rates_per_step(trainer, monkeypatch, seconds_per_step=15.0)  # a quarter of the minute per step
+    assert [g for g, _ in seen] == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3], abs=3e-5)  # plus the steps' own seconds
+
+
 class TinyEncoder:
     name, dim, cache_key = "tiny", 8, "tiny-8"
 
