@@ -124,6 +124,20 @@ class TiledTextConv(nn.Conv2d):
         return F.conv2d(features, w_image, self.bias, padding=1) + tiled
 
 
+class FromVector(nn.ConvTranspose2d):
+    """G's first layer: a 4x4 transposed conv from a 1x1 input, computed as the matmul it is.
+
+    On a 1x1 input each output pixel is one kernel tap times the input vector, so the layer is `x @ W`
+    with W seen as [in, out * 16]. oneDNN runs the transposed conv's backward several times slower than
+    that matmul (`benchmarks/layers.py`). Weights and state-dict keys are the plain layer's."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 4, 1, 0, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(1) @ self.weight.flatten(1)).view(len(x), self.out_channels, 4, 4)
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -161,7 +175,7 @@ class DCGANGenerator(Generator):
         self.text_dim, self.noise_dim, self.image_size = text_dim, noise_dim, image_size
         self.project = text_conditioning(text_dim, text_proj_dim, cond_aug, kl_weight)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(noise_dim + text_proj_dim, plan[0], 4, 1, 0, bias=False),
+            FromVector(noise_dim + text_proj_dim, plan[0]),
             nn.BatchNorm2d(plan[0]),
             nn.ReLU(True),
         ]

@@ -13,7 +13,7 @@ from lab.config import ExperimentConfig, apply, load
 from lab.errors import LabError
 from lab.models import build_parts
 from lab.train import Trainer, train, train_step
-from plugins.dcgan import Blur, TiledTextConv
+from plugins.dcgan import Blur, FromVector, TiledTextConv
 from plugins.gan_cls import matching_loss
 from plugins.hinge_magp import HingeMAGP
 
@@ -163,6 +163,18 @@ def test_tiled_text_conv_equals_the_conv_over_the_tiled_concatenation(size, bias
     features, text = torch.randn(2, 6, *size), torch.randn(2, 5)
     tiled = torch.cat([features, text[:, :, None, None].expand(-1, -1, *size)], dim=1)
     torch.testing.assert_close(conv(features, text), F.conv2d(tiled, conv.weight, conv.bias, padding=1))
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])  # the trainer keeps G channels-last
+def test_from_vector_is_the_transposed_conv_from_1x1_with_its_gradients(memory_format):
+    torch.manual_seed(0)
+    layer = FromVector(6, 5).to(memory_format=memory_format)
+    vector = torch.randn(3, 6, 1, 1, requires_grad=True)
+    ours, plain = layer(vector), F.conv_transpose2d(vector, layer.weight)
+    torch.testing.assert_close(ours, plain)
+    grad_out = torch.randn_like(plain)
+    torch.testing.assert_close(torch.autograd.grad(ours, (vector, layer.weight), grad_out), torch.autograd.grad(plain, (vector, layer.weight), grad_out))
+    assert list(layer.state_dict()) == ["weight"] and layer.weight.shape == (6, 5, 4, 4)  # checkpoints of the plain layer load
 
 
 def test_blur_removes_the_checkerboard_and_keeps_flat_colour():
