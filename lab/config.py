@@ -109,8 +109,9 @@ RESULT_NEUTRAL_KEYS: frozenset[str] = frozenset({"sync_every"})
 
 def result_settings(values: dict[str, Any]) -> dict[str, Any]:
     """A config's `to_dict()` (or a saved `config.json`'s "config") without `RESULT_NEUTRAL_KEYS`: equal for two
-    configs that train the same run, including one saved before a neutral key existed."""
-    return {k: v for k, v in values.items() if k not in RESULT_NEUTRAL_KEYS}
+    configs that train the same run. A key the saved config lacks came to the lab after that run was trained, and
+    counts as its default: a new key's default is always the behaviour the lab had before it (`lr_decay = false`)."""
+    return {k: v for k, v in {**ExperimentConfig().to_dict(), **values}.items() if k not in RESULT_NEUTRAL_KEYS}
 
 
 # Ranges checked at load time: (test, what the value must be).

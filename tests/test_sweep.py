@@ -70,20 +70,26 @@ def test_a_changed_variant_is_refused_without_force(sweep_file, tmp_path):
 
 
 def test_a_run_saved_without_or_with_another_sync_every_is_reused_but_a_new_lr_is_refused(sweep_file, tmp_path):
-    """`sync_every` came after runs were trained and changes nothing they learn: those runs are not "changed"."""
+    """`sync_every` changes nothing a run learns, and a key that came after a run was trained (`lr_decay`) has the
+    run's behaviour as its default: those runs are not "changed". Another learning rate or schedule is."""
     sweep(sweep_file, only=["plain"], progress=False)
     saved_path = read_sweep(sweep_file)[0] / "plain" / "config.json"
     original, checkpoint = saved_path.read_text(), saved_path.with_name("checkpoint.pt")
     stamp = checkpoint.stat().st_mtime_ns
-    for saved_value in (None, 1):  # trained before the key existed, or with another value
+    for key, saved_value in (("sync_every", None), ("sync_every", 1), ("lr_decay", None)):  # None: trained before the key existed
         saved = json.loads(original)
         if saved_value is None:
-            del saved["config"]["sync_every"]
+            del saved["config"][key]
         else:
-            saved["config"]["sync_every"] = saved_value
+            saved["config"][key] = saved_value
         saved_path.write_text(json.dumps(saved))
         sweep(sweep_file, only=["plain"], progress=False)
-        assert checkpoint.stat().st_mtime_ns == stamp, f"retrained with saved sync_every={saved_value}"
+        assert checkpoint.stat().st_mtime_ns == stamp, f"retrained with saved {key}={saved_value}"
+    saved = json.loads(original)
+    saved["config"]["lr_decay"] = True
+    saved_path.write_text(json.dumps(saved))
+    with pytest.raises(LabError, match="variant 'plain' changed since"):
+        sweep(sweep_file, only=["plain"], progress=False)
     new_lr = tmp_path / "new_lr.toml"
     new_lr.write_text(sweep_file.read_text().replace('[variants.plain]\n', '[variants.plain]\nlr = 0.001\n'))
     with pytest.raises(LabError, match="variant 'plain' changed since"):
