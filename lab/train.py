@@ -427,7 +427,9 @@ class Trainer:
 
     def _decay_learning_rates(self, steps_per_epoch: int) -> None:
         """With `lr_decay`, both learning rates fall linearly to 0 as the budget is spent: "budgeted training"
-        (Li et al. 2020), where a schedule that ends with the budget beats a constant rate cut off by it.
+        (Li et al. 2020), where for supervised nets a schedule that ends with the budget beats a constant rate
+        cut off by it. A GAN's game may still be far from settled when the budget ends: on the 5-minute main
+        job it measured worse (README), so it is off by default.
         The budget is `epochs` or `time_limit`, whichever is further along; time as the ranks last agreed on it,
         so every rank steps with the same rate. Both are checkpointed, so a resumed run picks up the schedule."""
         if not self.config.lr_decay:
