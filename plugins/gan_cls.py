@@ -9,6 +9,12 @@ pose G cannot know: the best it can do is the average pose, so it learns to
 ignore its noise. `l1_pool = k` compares k x k block averages instead: the
 colours and where they sit still teach G quickly, while the pose inside each
 block (rotation, petal positions) is left to the adversarial game.
+`l1_rotations = k` keeps full resolution but forgives the pose instead: each
+fake is compared with the real photo turned by 0, 360/k, 2 x 360/k, ... degrees
+and only the closest turn counts. Against one fixed pose, every pixel that a
+petal covers in fewer than half of the poses is cheaper painted as background,
+so plain L1 shrinks flowers and thins their petals; aligned, it teaches the
+petals' size and shape at full resolution.
 
 `matching = w` adds an in-batch matching term (XMC-GAN's image-sentence
 contrastive loss) to both players: D must pick each image's caption out of
@@ -23,12 +29,26 @@ flowers that is about one pair per batch of 32, a little label noise.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from lab.errors import LabError
 from lab.interfaces import Discriminator, LossOutput, LossRecipe
 from lab.registry import LOSSES
+
+
+def rotations(images: torch.Tensor, k: int) -> torch.Tensor:
+    """[k, N, C, H, W]: the images turned by 0, 360/k, ... degrees about their centre (bilinear, reflected at
+    the border, so a turned photo has no empty corners)."""
+    angles = torch.arange(k, device=images.device, dtype=images.dtype) * (2 * math.pi / k)
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # [k, 2, 3]
+    n = len(images)
+    grid = F.affine_grid(theta.repeat_interleave(n, 0), [k * n, *images.shape[1:]], align_corners=False)
+    turned = F.grid_sample(images.repeat(k, 1, 1, 1), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return turned.view(k, *images.shape)
 
 
 def matching_loss(discriminator: Discriminator, features: torch.Tensor, embedding: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -39,10 +59,14 @@ def matching_loss(discriminator: Discriminator, features: torch.Tensor, embeddin
 
 
 class GanClsLoss(LossRecipe):
-    def __init__(self, feature_weight: float = 100.0, l1_weight: float = 50.0, l1_pool: int = 1, matching: float = 0.0, temperature: float = 0.1):
-        self.feature_weight, self.l1_weight, self.l1_pool = feature_weight, l1_weight, l1_pool
+    def __init__(
+        self, feature_weight: float = 100.0, l1_weight: float = 50.0, l1_pool: int = 1, l1_rotations: int = 1, matching: float = 0.0, temperature: float = 0.1
+    ):
+        self.feature_weight, self.l1_weight, self.l1_pool, self.l1_rotations = feature_weight, l1_weight, l1_pool, l1_rotations
         if temperature <= 0 or matching < 0:
             raise LabError(f"gan-cls needs matching >= 0 and temperature > 0, got matching={matching}, temperature={temperature}")
+        if l1_rotations < 1:
+            raise LabError(f"gan-cls needs l1_rotations >= 1 (1 = the photo's own pose only), got {l1_rotations}")
         self.matching, self.temperature = matching, temperature
 
     def discriminator_step(self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
@@ -78,9 +102,11 @@ class GanClsLoss(LossRecipe):
     ) -> LossOutput:
         adversarial = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
         feature = F.mse_loss(fake_features.mean(0), real_features.detach().mean(0))
+        targets = rotations(real_images.detach(), self.l1_rotations) if self.l1_rotations > 1 else real_images[None]
         if self.l1_pool > 1:
-            fake_images, real_images = F.avg_pool2d(fake_images, self.l1_pool), F.avg_pool2d(real_images, self.l1_pool)
-        l1 = F.l1_loss(fake_images, real_images)
+            fake_images = F.avg_pool2d(fake_images, self.l1_pool)
+            targets = F.avg_pool2d(targets.flatten(0, 1), self.l1_pool).view(len(targets), *fake_images.shape)
+        l1 = (fake_images[None] - targets).abs().mean((2, 3, 4)).min(0).values.mean()  # the closest turn of each photo
         total = adversarial + self.feature_weight * feature + self.l1_weight * l1
         return LossOutput(total, {"g_adv": adversarial.detach(), "g_feature": feature.detach(), "g_l1": l1.detach()})
 

@@ -63,3 +63,19 @@ def test_pooled_l1_compares_block_averages_only():
     plain = GanClsLoss(l1_weight=1.0).generator_loss(logits, features, features, fake, real)
     pooled = GanClsLoss(l1_weight=1.0, l1_pool=8).generator_loss(logits, features, features, fake + 1.0, real)
     assert plain.terms["g_l1"] == pytest.approx(1.0) and pooled.terms["g_l1"] == pytest.approx(0.0)
+
+
+def test_rotated_l1_scores_each_fake_against_the_closest_turn_of_its_photo():
+    real = torch.rand(3, 3, 16, 16)
+    turned = torch.rot90(real, 1, (2, 3))  # a quarter turn: the same photo in another pose
+    logits, features = torch.zeros(3), torch.zeros(3, 4, 4, 4)
+    plain = GanClsLoss(l1_weight=1.0).generator_loss(logits, features, features, turned, real).terms["g_l1"]
+    aligned = GanClsLoss(l1_weight=1.0, l1_rotations=4).generator_loss(logits, features, features, turned, real).terms["g_l1"]
+    assert plain > 0.2 and aligned == pytest.approx(0.0, abs=1e-5)
+    fake = (real + 0.1 * torch.randn_like(real)).requires_grad_()
+    loss = GanClsLoss(l1_weight=1.0, l1_rotations=4).generator_loss(logits, features, features, fake, real)
+    assert loss.terms["g_l1"] == pytest.approx(F.l1_loss(fake, real).item(), rel=1e-5)  # the photo's own pose is the closest
+    loss.total.backward()
+    assert fake.grad.abs().sum() > 0
+    with pytest.raises(LabError, match="l1_rotations >= 1"):
+        GanClsLoss(l1_rotations=0)
