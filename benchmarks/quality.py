@@ -8,10 +8,13 @@ On the synthetic flowers, one run, in order:
 each scored by `lab eval` with one protocol, then one leaderboard with every
 FID as a ratio to the tutorial's, and the README targets checked.
 
-    python benchmarks/quality.py [--sweep configs/sweep.toml] [--main configs/quick.toml] [--only NAME ...]
+    python benchmarks/quality.py [--sweep configs/sweep.toml] [--main configs/quick.toml] [--only NAME ...] [--force]
 
 Runs already trained and evaluated under the sweep folder are reused, so an
 interrupted benchmark continues where it stopped (delete the folder to redo).
+The main job and the variants are checked like `lab sweep` checks variants: a
+run whose settings changed since it was trained is refused, and retrained with
+`--force`.
 """
 from __future__ import annotations
 
@@ -29,8 +32,7 @@ from lab.data import build_dataset, embed_texts, ensure_data, split_items
 from lab.evaluate import EVAL_JSON, evaluate
 from lab.fid import InceptionFeatures, cached_features, extract_features, fid_kid
 from lab.models import load_encoder
-from lab.sweep import collect, read_sweep, sample_grid, sweep, write_leaderboard
-from lab.train import train
+from lab.sweep import GRID, collect, read_sweep, run_variant, sample_grid, sweep, write_leaderboard
 
 TARGETS = {"petal_colour": 0.97, "centre_colour": 0.90, "petal_shape": 0.85, "petal_count": 0.50, "diversity": 0.5, "fid_vs_reference": 2.0}
 
@@ -55,18 +57,15 @@ def run_tutorial(base, out_dir: Path, eval_settings: dict) -> None:
     sample_grid(run_dir, eval_settings["seed"])
 
 
-def run_main_job(path: str, out_dir: Path, eval_settings: dict) -> float | None:
-    """The README's main job as written (its own epochs), timed; returns its training minutes."""
+def run_main_job(path: str, out_dir: Path, eval_settings: dict, force: bool) -> float:
+    """The README's main job as written (its own epochs), trained unless its run is there with the same
+    settings (a changed config is refused, or retrained with `force`); returns its training minutes."""
     config = config_lib.load(path, [f"--out_dir={out_dir / 'main-job'}"])
     run_dir = Path(config.out_dir)
-    if (run_dir / EVAL_JSON).is_file():
-        return None
-    print(f"== main-job == {path}", flush=True)
-    train(config, resume=run_dir if (run_dir / "checkpoint.pt").is_file() else None)
-    minutes = load_checkpoint(run_dir)["train_seconds"] / 60
-    evaluate(run_dir, device=config.device, **eval_settings)
-    sample_grid(run_dir, eval_settings["seed"])
-    return minutes
+    run_variant("main-job", config, eval_settings, force, progress=True)
+    if not (run_dir / GRID).is_file():
+        sample_grid(run_dir, eval_settings["seed"])
+    return load_checkpoint(run_dir)["train_seconds"] / 60
 
 
 def real_floor(base, out_dir: Path, eval_settings: dict) -> float:
@@ -101,18 +100,19 @@ def main() -> None:
     parser.add_argument("--sweep", default="configs/sweep.toml")
     parser.add_argument("--main", default="configs/quick.toml", help="the README's main job config ('' to skip it)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="sweep variants to run (tutorial and main job always run)")
+    parser.add_argument("--force", action="store_true", help="retrain the main job and sweep variants whose settings changed since their runs")
     args = parser.parse_args()
 
     out_dir, eval_settings, base, _ = read_sweep(args.sweep)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_tutorial(base, out_dir, eval_settings)
-    minutes = run_main_job(args.main, out_dir, eval_settings) if args.main else None
-    sweep(args.sweep, args.only, reference="tutorial")
+    minutes = run_main_job(args.main, out_dir, eval_settings, args.force) if args.main else None
+    sweep(args.sweep, args.only, args.force, reference="tutorial")
     board = write_leaderboard(out_dir, collect(out_dir), reference="tutorial")
     print(board.read_text().split("\n\n![leaderboard]")[0])
     print(f"\nreal drawings of the same captions: FID {real_floor(base, out_dir, eval_settings):.2f}")
     if minutes is not None:
-        print(f"main job trained in {minutes:.1f} min (set-up excluded)")
+        print(f"main job: {minutes:.1f} min of training (set-up excluded)")
     check_targets(json.loads((out_dir / "leaderboard.json").read_text())["rows"])
 
 

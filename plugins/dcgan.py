@@ -138,16 +138,6 @@ class FromVector(nn.ConvTranspose2d):
         return (x.flatten(1) @ self.weight.flatten(1)).view(len(x), self.out_channels, 4, 4)
 
 
-def minibatch_spread(features: torch.Tensor) -> torch.Tensor:
-    """ProGAN's minibatch standard deviation: how much the batch varies, averaged into one extra channel.
-
-    D judges one image at a time, so a G that paints every caption's background the same green is not
-    caught: each image alone looks real. This channel shows D the batch's spread (each group is judged in
-    its own pass, so a batch of fakes shows the fakes' spread), and a batch without variety looks fake."""
-    spread = features.float().std(0, correction=0).mean() if len(features) > 1 else features.new_zeros(())
-    return spread.to(features.dtype).expand(len(features), 1, *features.shape[2:])
-
-
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -223,7 +213,6 @@ class DCGANDiscriminator(Discriminator):
         self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch", joint: bool = False,
         projection: bool = False,
         blur: bool = False,
-        minibatch_std: bool = False,
     ):
         super().__init__()
         if norm not in ("batch", "none"):
@@ -239,12 +228,10 @@ class DCGANDiscriminator(Discriminator):
         # With `joint`, a 3x3 conv + LeakyReLU mixes image and text before the head (as in Reed et al.'s D);
         # without it the logit is a *sum* of an image score and a text score, which cannot tell a
         # matching pair from a mismatched one: only the L1 and feature terms of GAN-CLS then teach the text.
-        self.minibatch_std = minibatch_std
-        judged = plan[-1] + int(minibatch_std)  # channels the head (or the joint conv) reads from the image side
         self.joint: nn.Sequential | None = None
-        head_in = judged + text_proj_dim
+        head_in = plan[-1] + text_proj_dim
         if joint:
-            self.joint = nn.Sequential(TiledTextConv(judged, text_proj_dim, plan[-1], bias=not batch_norm), *([nn.BatchNorm2d(plan[-1])] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
+            self.joint = nn.Sequential(TiledTextConv(plan[-1], text_proj_dim, plan[-1], bias=not batch_norm), *([nn.BatchNorm2d(plan[-1])] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
             head_in = plan[-1]
         self.head = nn.Conv2d(head_in, 1, 4, 1, 0, bias=False)
         # With `projection`, the logit also gets <W e, sum of image features> (Miyato & Koyama 2018):
@@ -260,11 +247,10 @@ class DCGANDiscriminator(Discriminator):
             raise LabError(f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}")
         features = self.image_net(self.low_pass(image))
         text = self.project(text_embedding)
-        judged = torch.cat([features, minibatch_spread(features)], dim=1) if self.minibatch_std else features
         if self.joint is not None:
-            logits = self.head(self.joint[1:](self.joint[0](judged, text))).flatten()  # the conv takes the text beside the map
+            logits = self.head(self.joint[1:](self.joint[0](features, text))).flatten()  # the conv takes the text beside the map
         else:
-            logits = self.head(torch.cat([judged, text[:, :, None, None].expand(-1, -1, *features.shape[-2:])], dim=1)).flatten()
+            logits = self.head(torch.cat([features, text[:, :, None, None].expand(-1, -1, *features.shape[-2:])], dim=1)).flatten()
         if self.text_match is not None:
             logits = logits + (self.text_match(text_embedding) * features.sum((2, 3))).sum(1)
         return logits, features

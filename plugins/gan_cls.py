@@ -13,8 +13,9 @@ block (rotation, petal positions) is left to the adversarial game.
 fake is compared with the real photo turned by 0, 360/k, 2 x 360/k, ... degrees
 and only the closest turn counts. Against one fixed pose, every pixel that a
 petal covers in fewer than half of the poses is cheaper painted as background,
-so plain L1 shrinks flowers and thins their petals; aligned, it teaches the
-petals' size and shape at full resolution.
+so plain L1 teaches thin, faint petals that nobody can count; aligned, it
+teaches their size and shape at full resolution (on the main job: petal count
+read right 53% -> 78%, shape 89% -> 93%, README).
 
 `matching = w` adds an in-batch matching term (XMC-GAN's image-sentence
 contrastive loss) to both players: D must pick each image's caption out of

@@ -1,4 +1,5 @@
 """`lab sweep`: variants trained and scored alike, a leaderboard, nothing redone or lost; `lab generate --out-dir`."""
+import importlib
 import json
 
 import pytest
@@ -7,7 +8,7 @@ from PIL import Image
 from lab.app import build_demo, expand_sweeps
 from lab.errors import LabError
 from lab.sweep import read_sweep, sweep
-from tests.helpers import run_lab
+from tests.helpers import ROOT, run_lab
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,26 @@ def test_a_run_saved_without_or_with_another_sync_every_is_reused_but_a_new_lr_i
     with pytest.raises(LabError, match="variant 'plain' changed since"):
         sweep(new_lr, only=["plain"], progress=False)
     saved_path.write_text(original)
+
+
+def test_the_quality_benchmark_reuses_its_main_job_refuses_a_changed_one_and_retrains_it_with_force(sweep_file, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    benchmark = importlib.import_module("quality")
+    out_dir, eval_settings, _, _ = read_sweep(sweep_file)
+    base = sweep_file.read_text().split("[base]\n")[1].split("[variants")[0]
+    main_job = tmp_path / "main.toml"
+    main_job.write_text(base)
+    minutes = benchmark.run_main_job(str(main_job), tmp_path, eval_settings, force=False)
+    checkpoint = tmp_path / "main-job" / "checkpoint.pt"
+    stamp = checkpoint.stat().st_mtime_ns
+    assert minutes > 0 and (tmp_path / "main-job" / "eval.json").is_file() and (tmp_path / "main-job" / "sweep_samples.png").is_file()
+    assert benchmark.run_main_job(str(main_job), tmp_path, eval_settings, force=False) == minutes
+    assert checkpoint.stat().st_mtime_ns == stamp  # the same settings: reused, not retrained
+    main_job.write_text(base.replace("epochs = 1", "epochs = 1\nlr = 0.001"))
+    with pytest.raises(LabError, match="variant 'main-job' changed since"):
+        benchmark.run_main_job(str(main_job), tmp_path, eval_settings, force=False)
+    benchmark.run_main_job(str(main_job), tmp_path, eval_settings, force=True)
+    assert checkpoint.stat().st_mtime_ns != stamp and (tmp_path / "main-job" / "eval.json").is_file()
 
 
 @pytest.mark.parametrize("text, message", [

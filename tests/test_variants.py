@@ -13,7 +13,7 @@ from lab.config import ExperimentConfig, apply, load
 from lab.errors import LabError
 from lab.models import build_parts
 from lab.train import Trainer, train, train_step
-from plugins.dcgan import Blur, FromVector, TiledTextConv, minibatch_spread
+from plugins.dcgan import Blur, FromVector, TiledTextConv
 from plugins.gan_cls import matching_loss
 from plugins.hinge_magp import HingeMAGP
 
@@ -99,28 +99,6 @@ def test_projection_adds_the_text_image_inner_product_to_the_logit():
     plain, _ = discriminator(batch["image"], batch["embedding"])
     assert match.abs().min() > 0
     torch.testing.assert_close(logits, plain + match)
-
-
-@pytest.mark.parametrize("joint", [False, True])
-def test_minibatch_std_lets_d_tell_a_batch_of_copies_from_a_varied_batch(joint):
-    _, discriminator, _, _, _ = _parts(**{"discriminator.minibatch_std": True, "discriminator.joint": joint})
-    discriminator.eval()  # fixed batch-norm statistics: only the spread channel sees the rest of the batch
-    with torch.no_grad():
-        for p in discriminator.parameters():  # weights large enough that the logits move visibly
-            p.normal_(0, 0.3)
-    batch, _ = _batch()
-    image, text = batch["image"], batch["embedding"]
-    copies = image[:1].expand_as(image)
-    with torch.no_grad():
-        varied, features = discriminator(image, text)
-        same, _ = discriminator(copies, text[:1].expand_as(text))
-        alone, _ = discriminator(image[:1], text[:1])
-    spread = minibatch_spread(features)
-    assert spread.shape == (N, 1, 4, 4) and spread.min() > 0 and torch.equal(spread, spread[:1, :1, :1, :1].expand_as(spread))
-    torch.testing.assert_close(same, alone.expand(N))  # copies vary by nothing, like one image alone
-    assert (varied[0] - same[0]).abs() > 1e-3  # the same image and caption, judged differently in a varied batch
-    _, plain, _, _, _ = _parts(**{"discriminator.joint": joint})
-    assert sum(p.numel() for p in discriminator.parameters()) > sum(p.numel() for p in plain.parameters())
 
 
 def test_match_scores_are_cosines_of_every_image_with_every_caption_and_need_the_projection():
