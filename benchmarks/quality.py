@@ -32,7 +32,7 @@ from lab.data import build_dataset, embed_texts, ensure_data, split_items
 from lab.evaluate import EVAL_JSON, evaluate
 from lab.fid import InceptionFeatures, cached_features, extract_features, fid_kid
 from lab.models import load_encoder
-from lab.sweep import GRID, collect, read_sweep, run_variant, sample_grid, sweep, write_leaderboard
+from lab.sweep import collect, read_sweep, run_variant, sample_grid, sweep, write_leaderboard
 
 TARGETS = {"petal_colour": 0.97, "centre_colour": 0.90, "petal_shape": 0.85, "petal_count": 0.50, "diversity": 0.5, "fid_vs_reference": 2.0}
 
@@ -61,11 +61,8 @@ def run_main_job(path: str, out_dir: Path, eval_settings: dict, force: bool) -> 
     """The README's main job as written (its own epochs), trained unless its run is there with the same
     settings (a changed config is refused, or retrained with `force`); returns its training minutes."""
     config = config_lib.load(path, [f"--out_dir={out_dir / 'main-job'}"])
-    run_dir = Path(config.out_dir)
     run_variant("main-job", config, eval_settings, force, progress=True)
-    if not (run_dir / GRID).is_file():
-        sample_grid(run_dir, eval_settings["seed"])
-    return load_checkpoint(run_dir)["train_seconds"] / 60
+    return load_checkpoint(Path(config.out_dir))["train_seconds"] / 60
 
 
 def real_floor(base, out_dir: Path, eval_settings: dict) -> float:

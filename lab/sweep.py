@@ -85,7 +85,7 @@ def _saved_config(run_dir: Path) -> dict | None:
 
 
 def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force: bool, progress: bool) -> dict:
-    """Train (or resume) and evaluate one variant; returns its eval results."""
+    """Train (or resume), evaluate and draw the sample grid of one variant, each unless already done; returns its eval results."""
     from .train import train
 
     run_dir = Path(config.out_dir)
@@ -96,10 +96,14 @@ def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force:
         shutil.rmtree(run_dir)
         saved = None
     if saved is not None and (run_dir / EVAL_JSON).is_file():
-        return json.loads((run_dir / EVAL_JSON).read_text())
-    print(f"\n== {name} ==", file=sys.stderr)
-    train(config, resume=run_dir if (run_dir / CHECKPOINT).is_file() else None, progress=progress)
-    return evaluate(run_dir, progress=progress, device=config.device, **eval_settings)
+        results = json.loads((run_dir / EVAL_JSON).read_text())
+    else:
+        print(f"\n== {name} ==", file=sys.stderr)
+        train(config, resume=run_dir if (run_dir / CHECKPOINT).is_file() else None, progress=progress)
+        results = evaluate(run_dir, progress=progress, device=config.device, **eval_settings)
+    if not (run_dir / GRID).is_file():  # a retrained run starts from an empty folder
+        sample_grid(run_dir, eval_settings["seed"])
+    return results
 
 
 def entry(name: str, results: dict, run_dir: Path) -> dict:
@@ -195,8 +199,6 @@ def sweep(path: str | Path, only: list[str] | None = None, force: bool = False, 
         if only and name not in only:
             continue
         run_variant(name, config, eval_settings, force, progress)
-        if not (Path(config.out_dir) / GRID).is_file():  # a retrained run starts from an empty folder
-            sample_grid(Path(config.out_dir), eval_settings["seed"])
         write_leaderboard(out_dir, collect(out_dir), reference)
     return write_leaderboard(out_dir, collect(out_dir), reference)
 

@@ -101,7 +101,7 @@ def test_a_run_saved_without_or_with_another_sync_every_is_reused_but_a_new_lr_i
 def test_the_quality_benchmark_reuses_its_main_job_refuses_a_changed_one_and_retrains_it_with_force(sweep_file, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     benchmark = importlib.import_module("quality")
-    out_dir, eval_settings, _, _ = read_sweep(sweep_file)
+    _, eval_settings, _, _ = read_sweep(sweep_file)
     base = sweep_file.read_text().split("[base]\n")[1].split("[variants")[0]
     main_job = tmp_path / "main.toml"
     main_job.write_text(base)
