@@ -12,9 +12,9 @@ FID as a ratio to the tutorial's, and the README targets checked.
 
 Runs already trained and evaluated under the sweep folder are reused, so an
 interrupted benchmark continues where it stopped (delete the folder to redo).
-The main job and the variants are checked like `lab sweep` checks variants: a
-run whose settings changed since it was trained is refused, and retrained with
-`--force`.
+The tutorial, the main job and the variants are checked like `lab sweep` checks
+variants: a run whose settings changed since it was trained is refused, and
+retrained with `--force`.
 """
 from __future__ import annotations
 
@@ -32,17 +32,18 @@ from lab.data import build_dataset, embed_texts, ensure_data, split_items
 from lab.evaluate import EVAL_JSON, evaluate
 from lab.fid import InceptionFeatures, cached_features, extract_features, fid_kid
 from lab.models import load_encoder
-from lab.sweep import collect, read_sweep, run_variant, sample_grid, sweep, write_leaderboard
+from lab.sweep import collect, read_sweep, reusable, run_variant, sample_grid, sweep, write_leaderboard
 
 TARGETS = {"petal_colour": 0.97, "centre_colour": 0.90, "petal_shape": 0.85, "petal_count": 0.50, "diversity": 0.5, "fid_vs_reference": 2.0}
 
 
-def run_tutorial(base, out_dir: Path, eval_settings: dict) -> None:
-    """The tutorial's loop for `base.time_limit` minutes on the base config's train split, evaluated like the variants."""
+def run_tutorial(base, out_dir: Path, eval_settings: dict, force: bool) -> None:
+    """The tutorial's loop for `base.time_limit` minutes on the base config's train split, evaluated like the
+    variants; reused, refused or retrained like them when its run is there."""
     run_dir = out_dir / "tutorial"
-    if (run_dir / EVAL_JSON).is_file():
-        return
     config = tutorial_config(config_lib.apply(base, {"out_dir": str(run_dir)}))
+    if reusable("tutorial", config, force) and (run_dir / EVAL_JSON).is_file():
+        return
     encoder = load_encoder(config)
     captions = load_captions(ensure_data(config), config.captions)
     items = [captions.items[i] for i in split_items(captions, "train")]
@@ -97,12 +98,12 @@ def main() -> None:
     parser.add_argument("--sweep", default="configs/sweep.toml")
     parser.add_argument("--main", default="configs/quick.toml", help="the README's main job config ('' to skip it)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="sweep variants to run (tutorial and main job always run)")
-    parser.add_argument("--force", action="store_true", help="retrain the main job and sweep variants whose settings changed since their runs")
+    parser.add_argument("--force", action="store_true", help="retrain the tutorial, the main job and sweep variants whose settings changed since their runs")
     args = parser.parse_args()
 
     out_dir, eval_settings, base, _ = read_sweep(args.sweep)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_tutorial(base, out_dir, eval_settings)
+    run_tutorial(base, out_dir, eval_settings, args.force)
     minutes = run_main_job(args.main, out_dir, eval_settings, args.force) if args.main else None
     sweep(args.sweep, args.only, args.force, reference="tutorial")
     board = write_leaderboard(out_dir, collect(out_dir), reference="tutorial")

@@ -84,18 +84,25 @@ def _saved_config(run_dir: Path) -> dict | None:
     return json.loads(path.read_text())["config"] if path.is_file() else None
 
 
-def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force: bool, progress: bool) -> dict:
-    """Train (or resume), evaluate and draw the sample grid of one variant, each unless already done; returns its eval results."""
-    from .train import train
-
+def reusable(name: str, config: ExperimentConfig, force: bool) -> bool:
+    """Whether `config.out_dir` holds a run trained with these settings. A run trained with other settings is
+    refused with one line, or with `force` deleted so that it is trained again: never silently scored as this one."""
     run_dir = Path(config.out_dir)
     saved = _saved_config(run_dir)
     if saved is not None and config_lib.result_settings(saved) != config_lib.result_settings(config.to_dict()):
         if not force:
             raise LabError(f"variant '{name}' changed since {run_dir} was trained; use --force to retrain it (its run is deleted)")
         shutil.rmtree(run_dir)
-        saved = None
-    if saved is not None and (run_dir / EVAL_JSON).is_file():
+        return False
+    return saved is not None
+
+
+def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force: bool, progress: bool) -> dict:
+    """Train (or resume), evaluate and draw the sample grid of one variant, each unless already done; returns its eval results."""
+    from .train import train
+
+    run_dir = Path(config.out_dir)
+    if reusable(name, config, force) and (run_dir / EVAL_JSON).is_file():
         results = json.loads((run_dir / EVAL_JSON).read_text())
     else:
         print(f"\n== {name} ==", file=sys.stderr)

@@ -6,6 +6,8 @@ import pytest
 from PIL import Image
 
 from lab.app import build_demo, expand_sweeps
+from lab.checkpoint import save_run_config
+from lab.config import apply
 from lab.errors import LabError
 from lab.sweep import read_sweep, sweep
 from tests.helpers import ROOT, run_lab
@@ -116,6 +118,22 @@ def test_the_quality_benchmark_reuses_its_main_job_refuses_a_changed_one_and_ret
         benchmark.run_main_job(str(main_job), tmp_path, eval_settings, force=False)
     benchmark.run_main_job(str(main_job), tmp_path, eval_settings, force=True)
     assert checkpoint.stat().st_mtime_ns != stamp and (tmp_path / "main-job" / "eval.json").is_file()
+
+
+def test_the_quality_benchmark_reuses_its_tutorial_run_and_refuses_one_trained_with_other_settings(sweep_file, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    benchmark = importlib.import_module("quality")
+    tutorial = importlib.import_module("tutorial")
+    monkeypatch.setattr(benchmark, "train_tutorial", lambda *a, **k: pytest.fail("a reusable tutorial run was trained again"))
+    _, eval_settings, base, _ = read_sweep(sweep_file)
+    run_dir = tmp_path / "tutorial"
+    run_dir.mkdir()
+    save_run_config(run_dir, tutorial.tutorial_config(apply(base, {"out_dir": str(run_dir)})), 384)
+    (run_dir / "eval.json").write_text("{}")
+    benchmark.run_tutorial(base, tmp_path, eval_settings, force=False)  # the same settings: reused
+    with pytest.raises(LabError, match="variant 'tutorial' changed since"):
+        benchmark.run_tutorial(apply(base, {"batch_size": 4}), tmp_path, eval_settings, force=False)
+    assert (run_dir / "eval.json").is_file()  # refused, not deleted
 
 
 @pytest.mark.parametrize("text, message", [
