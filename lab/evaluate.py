@@ -15,6 +15,10 @@ Protocol (also written into `eval.json`, so every number carries how it was made
 - FID / KID: against every *train-split* image (hundreds, not the few test
   images), both sides uint8 at the run's size, resized to 299x299 with TF1
   bilinear into the standard TF-2015 FID Inception (see `lab.fid`).
+- precision, recall, density, coverage (k = 5 nearest neighbours, `lab.prdc`) on
+  the same Inception features and the same reference: fidelity and coverage as
+  separate numbers; `memorisation_ratio` and `nearest.png` (8 generated images
+  beside their 5 nearest training images) show whether G copies.
 - R-precision with the lab's image-text matcher, also on the real images.
 FID and KID from a few hundred images are biased upwards and noisy (published
 numbers use 30k-50k); compare runs evaluated with the same protocol only.
@@ -28,24 +32,26 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import alignment, quality
+from . import alignment, prdc, quality
 from .config import ExperimentConfig, apply
 from .data import build_dataset, embed_texts, split_protocol
 from .device import resolve_device
 from .errors import LabError
 from .fid import PROTOCOL, InceptionFeatures, cached_features, extract_features, fid_kid
-from .files import write_json
+from .files import atomic_write, write_json
 from .interfaces import TextEncoder
 from .models import load_encoder
 from .pipeline import Pipeline
 from .pixels import to_uint8
+from .plots import nearest_grid
 from .weights import lab_home
 
 DEFAULT_N = 500
 MATCHER_ENCODER = "minilm"  # one fixed ruler for R-precision, whatever encoder a run uses
 R_CANDIDATES = 100
 DIVERSITY_CAPTIONS, DIVERSITY_NOISES = 32, 6
-EVAL_JSON, EVAL_PNG = "eval.json", "eval.png"
+EVAL_JSON, EVAL_PNG, NEAREST_PNG = "eval.json", "eval.png", "nearest.png"
+NEAREST_SHOWN = 8  # generated images shown beside their nearest training images
 
 
 def pick_captions(n_captions: int, n: int, seed: int) -> torch.Tensor:
@@ -73,6 +79,14 @@ def inception_score(images: torch.Tensor, device: str, batch_size: int, progress
         metric.update(images[i : i + batch_size].to(device))
     mean, std = metric.compute()
     return {"mean": float(mean), "std": float(std)}
+
+
+def manifold_scores(real: torch.Tensor, fake: torch.Tensor) -> dict:
+    """Precision, recall, density, coverage and the memorisation ratio; None each where a set is too small for k."""
+    names = ("precision", "recall", "density", "coverage", "memorisation_ratio")
+    if min(len(real), len(fake)) <= prdc.K:
+        return dict.fromkeys(names)
+    return {**prdc.prdc(real, fake), "memorisation_ratio": prdc.memorisation_ratio(real, fake)}
 
 
 def r_precision_scores(
@@ -125,6 +139,7 @@ def evaluate(
     device: str = "auto",
     matcher_steps: int = alignment.MATCHER_STEPS,
     progress: bool = True,
+    precision: str = "run",
 ) -> dict:
     """Score a run, write `eval.json` and `eval.png` into its directory, and return the scores."""
     if n < 2:
@@ -132,7 +147,7 @@ def evaluate(
     if batch_size < 1:
         raise LabError(f"--batch-size must be at least 1, got {batch_size}")
     device = resolve_device(device)
-    pipe = Pipeline.from_run(run_dir, device, batch_size=batch_size)
+    pipe = Pipeline.from_run(run_dir, device, batch_size=batch_size, precision=precision)  # "run": the run's own precision
     run = pipe.run
     config = apply(run.config, {"split": split, "captions": "all"})
     dataset, caption_set = build_dataset(config, pipe.encoder, progress)
@@ -165,10 +180,14 @@ def evaluate(
             "real_images": len(reference.images),
             "fid_reference": f"all {len(reference.images)} train-split images",
             "image_size": config.image_size,
+            "render_precision": pipe.precision,
             "resize": f"{config.image_size}x{config.image_size} -> 299x299, TF1 bilinear",
             "features": PROTOCOL,
+            "prdc": f"precision, recall, density, coverage with k = {prdc.K} nearest neighbours (Euclidean) on the same features and reference",
+            "memorisation_ratio": "mean distance of each generated image to its nearest train-split image / the same among train-split images",
         },
         **fid_kid(real_features, fake_features, seed=seed),
+        **manifold_scores(real_features, fake_features),
         "inception_score": inception_score(fake, device, batch_size, progress),
     }
     if synthetic:
@@ -177,7 +196,9 @@ def evaluate(
         results["attribute_accuracy"] = results["diversity"] = {"unavailable": "attributes are only known for the synthetic flowers (attributes.json)"}
         real = dataset.images[dataset.caption_image[idx]]
     results["r_precision"] = r_precision_scores(config, captions, dataset.texts, fake, real, matcher_steps, progress)
-    write_json(results, run.dir / EVAL_JSON)
+    distances, neighbours = prdc.nearest(fake_features[:NEAREST_SHOWN], real_features, min(prdc.K, len(real_features)))
+    atomic_write(run.dir / NEAREST_PNG, nearest_grid(fake[:NEAREST_SHOWN], reference.images[neighbours], distances).save)
+    write_json(results, run.dir / EVAL_JSON)  # last: a finished eval.json means the whole evaluation was written
     save_table(results, run.dir / EVAL_PNG)
     return results
 
@@ -190,6 +211,15 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
         ("KID", f"{results['kid_mean']:.4f} ± {results['kid_std']:.4f}"),
         ("Inception Score", f"{score['mean']:.2f} ± {score['std']:.2f}" if "mean" in score else f"unavailable: {score['unavailable']}"),
     ]
+    if results.get("precision") is not None:
+        rows += [
+            (f"precision / recall (k={prdc.K})", f"{results['precision']:.3f} / {results['recall']:.3f}"),
+            (f"density / coverage (k={prdc.K})", f"{results['density']:.3f} / {results['coverage']:.3f}"),
+            ("memorisation ratio", f"{results['memorisation_ratio']:.2f} (1 = as far from the train images as they are from each other)"),
+        ]
+    else:
+        why = f"needs more than {prdc.K} generated and real images" if "precision" in results else "this eval.json predates them (run lab eval again)"
+        rows.append(("precision, recall, density, coverage", f"unavailable: {why}"))
     if "unavailable" in accuracy:
         rows.append(("attribute accuracy", f"unavailable: {accuracy['unavailable']}"))
     else:
@@ -236,7 +266,7 @@ def save_table(results: dict, path: Path) -> None:
 
 def main(args) -> None:
     """`lab eval --run DIR`."""
-    results = evaluate(args.run, args.n, args.split, args.seed, args.batch_size, args.device)
+    results = evaluate(args.run, args.n, args.split, args.seed, args.batch_size, args.device, precision=args.precision)
     protocol = results["protocol"]
     print(f"{results['run']} at epoch {results['epoch']}: {protocol['generated_images']} generated ({protocol['split']} captions) vs {protocol['fid_reference']}, {protocol['resize']}")
     for name, value in summary_rows(results):

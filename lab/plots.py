@@ -50,3 +50,28 @@ def save_loss_plot(metrics: list[dict], path: Path) -> None:
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90))
     plt.close(fig)
+
+
+def nearest_grid(generated: torch.Tensor, neighbours: torch.Tensor, distances: torch.Tensor) -> Image.Image:
+    """One row per generated image (uint8 [N, 3, S, S]): it, a gap, then its k nearest training images
+    (uint8 [N, k, 3, S, S]) with their feature distances, nearest first. A row of near-copies means G memorises."""
+    n, k = neighbours.shape[:2]
+    scale = max(1, 96 // generated.shape[-1])  # small images are shown enlarged, pixel for pixel
+    size, gap, label = generated.shape[-1] * scale, 12, 16
+    grid = Image.new("RGB", (size * (k + 1) + gap, label + n * (size + label)), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default(size=11)
+    draw.text((2, 2), "generated", fill="black", font=font)
+    draw.text((size + gap + 2, 2), f"{k} nearest training images (Inception feature distance)", fill="black", font=font)
+
+    def tile(image: torch.Tensor) -> Image.Image:
+        return Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).resize((size, size), Image.NEAREST)
+
+    for row in range(n):
+        y = label + row * (size + label)
+        grid.paste(tile(generated[row]), (0, y))
+        for col in range(k):
+            x = size + gap + col * size
+            grid.paste(tile(neighbours[row, col]), (x, y))
+            draw.text((x + 2, y + size + 1), f"{float(distances[row, col]):.1f}", fill="black", font=font)
+    return grid

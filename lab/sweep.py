@@ -45,6 +45,7 @@ from .plots import caption_grid
 SWEEP_KEYS = {"out_dir", "eval", "base", "variants"}
 EVAL_DEFAULTS = {"n": 300, "seed": 0, "split": "test", "batch_size": 64}
 LEADERBOARD = "leaderboard.json"
+MANIFOLD = ("precision", "recall", "density", "coverage")  # fidelity and coverage apart (lab.prdc); None for older evaluations
 GRID = "sweep_samples.png"
 GRID_CAPTIONS = [
     "this flower has five round red petals and a yellow center.",
@@ -125,6 +126,7 @@ def entry(name: str, results: dict, run_dir: Path) -> dict:
         "fid": results["fid"],
         **{a: accuracy.get(a) for a in (*quality.ATTRIBUTES, "mean", "all_four")},
         "diversity": results.get("diversity", {}).get("ratio"),
+        **{k: results.get(k) for k in MANIFOLD},
         "r_precision": results.get("r_precision", {}).get("generated"),
     }
 
@@ -153,7 +155,7 @@ def write_leaderboard(out_dir: Path, rows: list[dict], reference: str = "") -> P
         r["fid_vs_reference"] = ref["fid"] / r["fid"] if ref and r["fid"] else None
     write_json({"reference": reference, "rows": rows}, out_dir / LEADERBOARD)
     columns = [("variant", "str"), ("epochs", "str"), ("images_per_s", "str"), ("fid", "float"), ("petal_colour", "pct"), ("centre_colour", "pct"),
-               ("petal_count", "pct"), ("petal_shape", "pct"), ("all_four", "pct"), ("diversity", "float")]
+               ("petal_count", "pct"), ("petal_shape", "pct"), ("all_four", "pct"), ("diversity", "float"), *((k, "float") for k in MANIFOLD)]
     if ref:
         columns.append(("fid_vs_reference", "float"))
     header = [c.replace("_", " ") for c, _ in columns]
@@ -175,13 +177,23 @@ def _bar_chart(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [r["variant"] for r in rows]
-    panels = [("FID (lower is better)", [r["fid"] for r in rows]), ("attribute accuracy, all four", [r["all_four"] or 0 for r in rows]),
-              ("mean attribute accuracy", [r["mean"] or 0 for r in rows]), ("diversity vs real (1 = as varied)", [r["diversity"] or 0 for r in rows])]
+
+    def bars(*keys: str) -> dict[str, list[float]]:
+        return {k: [r[k] or 0 for r in rows] for k in keys}
+
+    panels = [("FID (lower is better)", {"fid": [r["fid"] for r in rows]}), ("attribute accuracy, all four", bars("all_four")),
+              ("mean attribute accuracy", bars("mean")), ("diversity vs real (1 = as varied)", bars("diversity")),
+              ("fidelity: precision, density", bars("precision", "density")), ("coverage: recall, coverage", bars("recall", "coverage"))]
     fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels) + 3, 0.45 * len(rows) + 1.5), sharey=True)  # names once, on the left
-    for ax, (title, values) in zip(axes, panels):
-        ax.barh(names[::-1], values[::-1], color="#4c72b0")
+    for ax, (title, series) in zip(axes, panels):
+        height = 0.8 / len(series)  # two scores side by side in one panel
+        for i, (key, values) in enumerate(series.items()):
+            ax.barh([y + (i - (len(series) - 1) / 2) * height for y in range(len(rows))], values[::-1], height, label=key, color=["#4c72b0", "#dd8452"][i])
+        ax.set_yticks(range(len(rows)), names[::-1])
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
+        if len(series) > 1:
+            ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90))
     plt.close(fig)

@@ -108,6 +108,10 @@ def test_eval_writes_scores_with_their_protocol_and_reuses_cached_real_features(
     assert diversity["real"] > 0 and diversity["ratio"] == pytest.approx(diversity["generated"] / diversity["real"])
     assert 0 <= saved["r_precision"]["generated"] <= 1 and saved["r_precision"]["candidates"] >= 2
     assert Image.open(run_dir / "eval.png").width > 300
+    assert all(0 <= saved[k] <= 1 for k in ("precision", "recall", "coverage")) and saved["density"] >= 0, saved
+    assert saved["memorisation_ratio"] > 0 and "k = 5" in saved["protocol"]["prdc"] and "features" in saved["protocol"]["prdc"]
+    nearest = Image.open(run_dir / "nearest.png")  # 8 rows of (generated, gap, 5 neighbours) at 96px (64px shown 1x)
+    assert nearest.width == 6 * 64 + 12 and nearest.height > 8 * 64
 
     cache = list((Path(config.cache_dir) / "fid").glob("train-*.pt"))
     assert len(cache) == 1

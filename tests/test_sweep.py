@@ -48,10 +48,12 @@ def test_sweep_trains_scores_and_ranks_every_variant_then_reuses_them(sweep_file
     assert sorted(r["variant"] for r in rows) == ["no-l1", "plain"]
     for row in rows:
         assert row["epochs"] == 1 and row["fid"] > 0 and 0 <= row["all_four"] <= row["mean"] <= 1 and row["diversity"] >= 0
+        assert all(0 <= row[k] <= 1 for k in ("precision", "recall", "coverage")) and row["density"] >= 0, row
         assert Image.open(out / row["variant"] / "sweep_samples.png").height == 4 * 64
     assert json.loads((out / "no-l1" / "config.json").read_text())["config"]["discriminator"] == {"name": "dcgan", "width": 8, "joint": True}
     table = board.read_text()
     assert table.startswith("| variant | epochs |") and "![leaderboard](leaderboard.png)" in table
+    assert "| diversity | precision | recall | density | coverage |" in table.splitlines()[0]
     assert Image.open(out / "leaderboard.png").width > 400
 
     stamps = {r["variant"]: (out / r["variant"] / "checkpoint.pt").stat().st_mtime_ns for r in rows}
