@@ -3,11 +3,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .files import atomic_write
 from .pixels import to_pil
+
+
+def label_font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans, which matplotlib ships. Pillow's built-in default font has a space barely wider than the gap
+    between two letters (2 px at 11 px), so captions drawn with it read "thisflower has seven roundblue petals"."""
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+
+
+def wrap_words(text: str, font: ImageFont.FreeTypeFont, width: float, max_lines: int) -> list[str]:
+    """`text` in lines of whole words at most `width` pixels wide (a word wider than that gets a line of its own).
+    Text past `max_lines` lines is cut at a word and the last line ends in an ellipsis, so it never runs into the
+    next row of a grid."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    if len(lines) <= max_lines:
+        return lines
+    last = lines[max_lines - 1].split()
+    while len(last) > 1 and font.getlength(" ".join(last) + " …") > width:
+        last.pop()
+    return [*lines[: max_lines - 1], " ".join(last) + " …"]
 
 
 def caption_grid(images: torch.Tensor, captions: list[str], per_caption: int, label_width: int = 260) -> Image.Image:
@@ -16,16 +41,13 @@ def caption_grid(images: torch.Tensor, captions: list[str], per_caption: int, la
     size = tiles[0].width
     grid = Image.new("RGB", (label_width + per_caption * size, len(captions) * size), "white")
     draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default(size=max(11, size // 10))
+    font = label_font(max(11, size // 10))
+    ascent, descent = font.getmetrics()
+    pad, line_height = 5, ascent + descent
     for row, caption in enumerate(captions):
-        lines, line = [], ""
-        for word in caption.split():  # wrap to the label column
-            if draw.textlength(f"{line} {word}", font=font) > label_width - 10 and line:
-                lines.append(line)
-                line = word
-            else:
-                line = f"{line} {word}".strip()
-        draw.multiline_text((5, row * size + 5), "\n".join([*lines, line]), fill="black", font=font)
+        lines = wrap_words(caption, font, label_width - 2 * pad, max(1, (size - pad) // line_height))
+        for i, line in enumerate(lines):
+            draw.text((pad, row * size + pad + i * line_height), line, fill="black", font=font)
         for col in range(per_caption):
             grid.paste(tiles[row * per_caption + col], (label_width + col * size, row * size))
     return grid
@@ -33,8 +55,6 @@ def caption_grid(images: torch.Tensor, captions: list[str], per_caption: int, la
 
 def save_loss_plot(metrics: list[dict], path: Path) -> None:
     """D and G loss per epoch (plus their terms, dashed), so trends are seen at a glance."""
-    import matplotlib
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
