@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", default="run", choices=["run", "fp32", "bf16", "fp16", "auto"], help="render in the run's precision (default) or this one")
     p.set_defaults(func=_run("lab.evaluate:main"))
 
     p = sub.add_parser("sweep", help="train and evaluate a grid of variants with one budget and protocol; writes a leaderboard")

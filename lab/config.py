@@ -48,6 +48,7 @@ class Augment:
 
 
 PARTS = ("generator", "discriminator", "loss")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass
@@ -85,6 +86,9 @@ class ExperimentConfig:
     threads: int = 0  # torch CPU threads, 0 = torch's default
     channels_last: bool = True  # NHWC convolutions: ~1.45x faster on CPU (oneDNN), no harm on GPUs
     sync_every: int = 25  # steps between reads of the losses from the device (each read makes the host wait for the GPU), and at each epoch's end
+    precision: str = "fp32"  # "auto" (bf16 autocast on GPUs with bf16, fp32 elsewhere), "bf16", "fp16" (with loss scaling), "fp32" (no autocast)
+    compile: bool = False  # torch.compile G and D (tried on one step first; where it fails, one line and the run goes on uncompiled)
+    log: str = ""  # "tensorboard": live curves, sample grids and the config under RUN/tb/ (pip install -e .[tensorboard]); "" = metrics.jsonl only
     # outputs
     out_dir: str = "runs/default"
     sample_every: int = 1  # epochs between sample grids
@@ -103,8 +107,9 @@ class ExperimentConfig:
 
 # Keys that change no step's arithmetic, so a run trained with any value of them is the run the current config would
 # train (up to the timing noise a `time_limit` budget has on any machine): `sync_every` only sets when the host reads
-# the losses back. Not `device`, `threads` or `channels_last`: other kernels, other rounding, other weights.
-RESULT_NEUTRAL_KEYS: frozenset[str] = frozenset({"sync_every"})
+# the losses back; `log` only where the host writes them. Not `device`, `threads`, `channels_last`, `precision` or
+# `compile`: other kernels, other rounding, other weights.
+RESULT_NEUTRAL_KEYS: frozenset[str] = frozenset({"sync_every", "log"})
 
 
 def result_settings(values: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +140,8 @@ RANGES: dict[str, tuple[Any, str]] = {
     "seed": (lambda v: 0 <= v < 2**63, "a whole number from 0 to 2**63-1"),
     "threads": (lambda v: v >= 0, "0 (torch's default) or more"),
     "sync_every": (lambda v: v >= 1, "at least 1 (1 = every step)"),
+    "precision": (lambda v: v in PRECISIONS, "'auto', 'bf16', 'fp16' or 'fp32'"),
+    "log": (lambda v: v in ("", "tensorboard"), "'' (metrics.jsonl only) or 'tensorboard'"),
     "sample_every": (lambda v: v >= 1, "at least 1"),
 }
 

@@ -7,9 +7,13 @@ tutorial the lab fixes: wrong images really are fed to D, G and D share one
 step is judged by.
 
 State that matters for an exact resume is all in the checkpoint: weights,
-optimisers, the EMA copy of G, the RNGs that draw noise, wrong images and
-augmentations, and the position inside the epoch. Ctrl-C saves it;
-`--resume RUN_DIR` carries on.
+optimisers, fp16's loss scalers, the EMA copy of G, the RNGs that draw noise,
+wrong images and augmentations, and the position inside the epoch. Ctrl-C
+saves it; `--resume RUN_DIR` carries on.
+
+On a GPU: `precision` runs G and D under bf16/fp16 autocast (weights, loss
+reductions and the EMA stay fp32), Adam is the fused CUDA kernel, `compile`
+tries `torch.compile`, and `log = "tensorboard"` shows the run live.
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ from .checkpoint import (
 )
 from .config import ExperimentConfig
 from .data import build_dataset, ensure_data, photo_augmentation
-from .device import resolve_device, to_device_async
+from .device import MixedPrecision, autocast, resolve_device, resolve_precision, to_device_async
 from .errors import LabError
 from .files import atomic_write
 from .interfaces import LossRecipe
@@ -53,9 +57,24 @@ from .models import build_parts, load_encoder
 from .pipeline import Pipeline
 from .plots import caption_grid, save_loss_plot
 from .runlock import run_lock
+from .tblog import TensorBoardLog
 
 SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
 EMA_CALIBRATION_BATCHES = 16  # batches the EMA's batch-norm statistics are measured on at every save
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for `compile = true`
+OPTIONAL_STATE = ("scalers",)  # checkpoint keys that came after runs were already saved: absent = their defaults
+NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # bf16 and fp32 need no loss scaling: a disabled scaler is a plain backward and step
+
+
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, **backward) -> None:
+    """`loss.backward(); optimizer.step()`, through fp16's loss scaler when it is on.
+
+    fp16 gradients underflow to 0 below ~6e-8: the scaler multiplies the loss (so every gradient) by a large
+    factor, divides it out before the step, skips steps whose gradients overflowed and adapts the factor.
+    Disabled (bf16, fp32) it is exactly the plain backward and step."""
+    scaler.scale(loss).backward(**backward)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def train_step(
@@ -66,9 +85,11 @@ def train_step(
     opt_d: torch.optim.Optimizer,
     batch: dict,
     noise: torch.Tensor,
+    scalers: tuple[torch.amp.GradScaler, torch.amp.GradScaler] = (NO_SCALING, NO_SCALING),
 ) -> dict[str, torch.Tensor | float]:
     """One D update then one G update; returns the loss terms, detached: 0-d tensors on the device (floats where
     the recipe gave floats), so the step never makes the host wait for the GPU (see `Trainer._sync`).
+    `scalers` are D's and G's fp16 loss scalers (one per player: each loss has its own range).
 
     The recipe runs D: by default on real, wrong and fake pairs *separately*,
     so with BatchNorm each group is normalised by its own statistics, the
@@ -81,16 +102,14 @@ def train_step(
 
     d_out = recipe.discriminator_step(discriminator, real, wrong, fake.detach(), emb)
     opt_d.zero_grad(set_to_none=True)
-    d_out.total.backward()
-    opt_d.step()
+    backward_and_step(d_out.total, opt_d, scalers[0])
 
     # G: judged by the updated D. Gradients are computed for G's weights only (`inputs=`): D's
     # would be thrown away, and skipping them saves about a third of this backward pass.
     g_out = recipe.generator_step(discriminator, fake, real, emb)
     g_total = g_out.total + sum(extra.values())
     opt_g.zero_grad(set_to_none=True)
-    g_total.backward(inputs=[p for p in generator.parameters() if p.requires_grad])
-    opt_g.step()
+    backward_and_step(g_total, opt_g, scalers[1], inputs=[p for p in generator.parameters() if p.requires_grad])
     terms = {"d_loss": d_out.total, "g_loss": g_total, **d_out.terms, **g_out.terms, **extra}
     return {k: v.detach() if torch.is_tensor(v) else v for k, v in terms.items()}  # the trainer keeps them for a while: no graphs
 
@@ -161,15 +180,18 @@ class Trainer:
         self.generator.to(self.dist.device, memory_format=self.memory_format)
         self.discriminator.to(self.dist.device, memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False) if config.ema else None
-        self.judge = self.discriminator  # what the loss recipe calls: D, behind DiffAugment when it is on
-        self.painter = self.generator  # what the step calls: G, with the mode-seeking term when it is on
-        if config.mode_seeking:
-            self.painter = ModeSeekingGenerator(self.generator, config.mode_seeking)
-        if config.augment.policy:
-            self.judge = AugmentedDiscriminator(self.discriminator, config.augment.policy, seed=config.seed * 1000 + self.dist.rank + 1)
+        self.precision = resolve_precision(config.precision, self.dist.device)
+        if self.precision == "fp16" and self.dist.world > 1:  # a rank whose scaler skips a step would leave the others waiting in the gradient all-reduce
+            raise LabError("precision = 'fp16' is not supported under torchrun; use bf16 (or fp32)")
+        if self.precision != "fp32" and self.dist.main:
+            print(f"precision: G and D under {self.precision} autocast; weights, losses and the EMA in fp32", file=sys.stderr)
+        self.augment_seed = config.seed * 1000 + self.dist.rank + 1
+        self.painter, self.judge = self._players(self.generator, self.discriminator)
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator, betas=betas)
+        fused = {"fused": True} if self.dist.device.type == "cuda" else {}  # one kernel for all of a model's weights; on the CPU, Adam stays as it was
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas, **fused)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator, betas=betas, **fused)
+        self.scalers = tuple(torch.amp.GradScaler(self.dist.device.type, enabled=self.precision == "fp16") for _ in "dg")
         if self.dist.world > 1:
             for opt, module in ((self.opt_g, self.generator), (self.opt_d, self.discriminator)):
                 params = list(module.parameters())
@@ -194,12 +216,68 @@ class Trainer:
         self.epoch, self.step, self.sums, self.history, self.train_seconds, self.ema_updates = 0, 0, {}, [], 0.0, 0
         self.time_spent = 0.0  # fraction of `time_limit` spent, as the ranks last agreed (`_time_is_up`)
         self.pending: list[dict[str, torch.Tensor | float]] = []  # terms of the steps since the last sync, not yet in `sums`
+        self.window = [0, time.perf_counter()]  # images trained since the last sync, and when it was (for live images/s)
+        self.steps_per_epoch = len(self.batches())
         self.sample_texts = self._sample_captions()
         if resume:
             self._restore(self.encoder.dim)
         elif self.dist.main:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_run_config(run_dir, config, self.encoder.dim)
+        if config.compile:
+            self._compile()
+        self.tb = TensorBoardLog.open(run_dir, config.to_dict(), self.global_step) if config.log == "tensorboard" and self.dist.main else None
+
+    def _players(self, generator: torch.nn.Module, discriminator: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """What the step calls: G (under autocast when `precision` asks, with the mode-seeking term when it is on)
+        and D (under autocast, behind DiffAugment when it is on). The plain `self.generator` and
+        `self.discriminator` keep the weights, the state dicts and the sampling."""
+        if self.precision != "fp32":
+            generator = MixedPrecision(generator, self.precision, self.dist.device)
+            discriminator = MixedPrecision(discriminator, self.precision, self.dist.device)
+        if self.config.mode_seeking:
+            generator = ModeSeekingGenerator(generator, self.config.mode_seeking)
+        if self.config.augment.policy:
+            discriminator = AugmentedDiscriminator(discriminator, self.config.augment.policy, seed=self.augment_seed)
+        return generator, discriminator
+
+    def _compile(self) -> None:
+        """`compile = true`: G and D through `torch.compile`, tried on one real step before training.
+
+        Compilation happens on first use, and inductor does not compile everything (on a CPU it fails on the
+        main job's backward): a failure mid-run would lose the run. So one step runs compiled first, with
+        optimisers that change nothing (SGD at lr 0); the weights, batch-norm statistics and RNGs are then put
+        back, so the run trains exactly the steps it would have. Where it fails: one line, and the run goes on
+        uncompiled."""
+        augment = self.judge.generator.get_state() if isinstance(self.judge, AugmentedDiscriminator) else None
+        plain = self.painter, self.judge
+        self.painter, self.judge = self._players(*(torch.compile(m, backend=COMPILE_BACKEND) for m in (self.generator, self.discriminator)))
+        if augment is not None:  # the compiled judge is a new DiffAugment: it carries on the plain one's draws
+            self.judge.generator.set_state(augment)
+        saved = copy.deepcopy((self.generator.state_dict(), self.discriminator.state_dict()))
+        rngs = self._rng_states()
+        idle_g, idle_d = (torch.optim.SGD(m.parameters(), lr=0.0) for m in (self.generator, self.discriminator))
+        try:
+            indices = self.batches()[0]
+            train_step(self.painter, self.judge, self.recipe, idle_g, idle_d, self._batch(indices), self._noise(len(indices)))
+        except Exception as e:  # any backend's failure: the run must not depend on a compiler
+            self.painter, self.judge = plain
+            if self.dist.main:
+                print(f"compile: torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''}); training uncompiled", file=sys.stderr)
+        else:
+            if self.dist.main:
+                print(f"compile: G and D compiled ({COMPILE_BACKEND if isinstance(COMPILE_BACKEND, str) else 'custom backend'})", file=sys.stderr)
+        finally:
+            self.generator.load_state_dict(saved[0])
+            self.discriminator.load_state_dict(saved[1])
+            for module in (self.generator, self.discriminator):
+                module.zero_grad(set_to_none=True)
+            self._set_rng_states(rngs)
+
+    @property
+    def global_step(self) -> int:
+        """Steps trained since the run began: the x axis of the live curves."""
+        return self.epoch * self.steps_per_epoch + self.step
 
     def _barrier(self) -> None:
         if self.dist.world > 1:
@@ -284,6 +362,7 @@ class Trainer:
             "ema_updates": self.ema_updates,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "scalers": {"d": self.scalers[0].state_dict(), "g": self.scalers[1].state_dict()},  # {} each unless fp16
             "rng": rng_states,
             "epoch": self.epoch,
             "step": self.step,
@@ -304,7 +383,7 @@ class Trainer:
 
     def _restore(self, text_dim: int) -> None:
         state = load_checkpoint(self.run_dir)
-        missing = [k for k in self._state() if k not in state]  # every key `save` writes (collective under DDP, as here on every rank)
+        missing = [k for k in self._state() if k not in state and k not in OPTIONAL_STATE]  # every key `save` writes (collective under DDP, as here on every rank)
         if missing:
             raise LabError(f"{self.run_dir / 'checkpoint.pt'} lacks {', '.join(missing)}: written by another version of the lab, or not by `lab train`")
         _, saved_dim = read_run_config(self.run_dir)
@@ -315,6 +394,9 @@ class Trainer:
             load_state_dict(self.ema, state["ema"] or state["generator"], "EMA generator checkpoint")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        for scaler, saved in zip(self.scalers, (state.get("scalers", {}).get(k) for k in "dg")):
+            if scaler.is_enabled() and saved:  # a run trained in another precision starts scaling afresh
+                scaler.load_state_dict(saved)
         for opt, lr in ((self.opt_g, self.config.lr), (self.opt_d, self.config.lr_discriminator)):
             for group in opt.param_groups:  # a --lr given on resume applies from here on
                 group["lr"] = lr
@@ -348,13 +430,20 @@ class Trainer:
 
         return {k: move(v) for k, v in batch.items()}
 
+    def _batch(self, indices: list[int]) -> dict:
+        """The batch's images, wrong images and embeddings, drawn with the run's RNG, on the device."""
+        return self._to_device(self.dataset.__getitems__(indices))
+
+    def _noise(self, n: int) -> torch.Tensor:
+        return to_device_async(torch.randn(n, self.generator.noise_dim, generator=self.rng), self.dist.device)  # the run's checkpointed RNG
+
     def train_batch(self, indices: list[int]) -> dict[str, torch.Tensor | float]:
         """Fetch one batch (with its wrong images and noise from the run's RNG) and train on it."""
-        batch = self._to_device(self.dataset.__getitems__(indices))
-        noise = to_device_async(torch.randn(len(indices), self.generator.noise_dim, generator=self.rng), self.dist.device)  # the run's checkpointed RNG
-        terms = train_step(self.painter, self.judge, self.recipe, self.opt_g, self.opt_d, batch, noise)
+        batch = self._batch(indices)
+        terms = train_step(self.painter, self.judge, self.recipe, self.opt_g, self.opt_d, batch, self._noise(len(indices)), self.scalers)
         if self.ema is not None:
             self.update_ema()
+        self.window[0] += len(indices)
         return terms
 
     def run(self) -> None:
@@ -365,6 +454,7 @@ class Trainer:
             batches = self.batches()
             bar = tqdm(total=len(batches), initial=self.step, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=not self.progress, unit="batch")
             start, seen = time.perf_counter(), 0
+            self.window = [0, start]
             while self.step < len(batches):
                 step_start = time.perf_counter()
                 self._decay_learning_rates(len(batches))
@@ -399,6 +489,7 @@ class Trainer:
         tensors = [v for terms in self.pending for v in terms.values() if torch.is_tensor(v)]
         values = iter(torch.stack(tensors).tolist() if tensors else [])
         last: dict[str, float] = {}
+        window: dict[str, float] = {}  # sums over these steps, for the live curves
         for step, terms in enumerate(self.pending, self.step - len(self.pending) + 1):
             last = {k: next(values) if torch.is_tensor(v) else v for k, v in terms.items()}
             bad = [k for k, v in last.items() if not math.isfinite(v)]
@@ -410,8 +501,21 @@ class Trainer:
                 )
             for k, v in last.items():
                 self.sums[k] = self.sums.get(k, 0.0) + v
+                window[k] = window.get(k, 0.0) + v
+        if self.tb is not None and self.pending:
+            self._log_window({k: v / len(self.pending) for k, v in window.items()})
         self.pending = []
         return last
+
+    def _log_window(self, means: dict[str, float]) -> None:
+        """The live curves: each loss term's mean over the steps since the last sync, images/s over them, the learning rates."""
+        images, since = self.window
+        now = time.perf_counter()
+        self.window = [0, now]
+        values = {f"loss/{k}": v for k, v in means.items()}
+        values["speed/images_per_s"] = images / max(now - since, 1e-9)
+        values["lr/generator"], values["lr/discriminator"] = self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]
+        self.tb.scalars(values, self.global_step)
 
     def _time_is_up(self) -> bool:
         """Whether `time_limit` is spent; rank 0's clock decides, so DDP ranks stop at the same step."""
@@ -462,11 +566,14 @@ class Trainer:
 
     def save_samples(self) -> Path:
         """Fixed captions x fixed noise, so grids from different epochs are directly comparable."""
-        pipe = Pipeline(self.inference_generator, self.encoder)
+        pipe = Pipeline(self.inference_generator, self.encoder, precision=self.precision)
         images = pipe(self.sample_texts, SAMPLES_PER_CAPTION, seed=self.config.seed)
         path = self.run_dir / "samples" / f"epoch_{self.epoch:03d}.png"
         path.parent.mkdir(exist_ok=True)
-        caption_grid(images, self.sample_texts, SAMPLES_PER_CAPTION).save(path)
+        grid = caption_grid(images, self.sample_texts, SAMPLES_PER_CAPTION)
+        grid.save(path)
+        if self.tb is not None:
+            self.tb.image("samples", grid, self.global_step)
         return path
 
 
@@ -508,6 +615,8 @@ def train(config: ExperimentConfig, resume: str | Path | None = None, progress: 
                 print(f"\ninterrupted at epoch {trainer.epoch + 1} step {trainer.step}; saved. Continue with: lab train --resume {run_dir}", file=sys.stderr)
             raise
         finally:
+            if trainer.tb is not None:
+                trainer.tb.close()
             if trainer.dist.world > 1 and dist.is_initialized():
                 dist.destroy_process_group()
     return run_dir
