@@ -1,6 +1,4 @@
 """Real Flowers, in miniature: the original archive's layout with its class files, and photo augmentation."""
-import random
-
 import pytest
 import torch
 
@@ -14,36 +12,14 @@ from lab.data import (
     split_protocol,
 )
 from lab.errors import LabError
-from lab.synthetic import draw_flower, random_attributes
 from lab.train import train
-
-CLASSES = {"trainclasses.txt": [1, 2, 3], "valclasses.txt": [4], "testclasses.txt": [5, 6]}
-PER_CLASS = 4
+from tests.helpers import CLASSES, PER_CLASS, flowers_archive
 
 
 @pytest.fixture
 def archive(tmp_path):
-    """`cvpr2016_flowers/` one folder down: jpg/ + text_c10/class_*/ (captions beside .h5/.t7 files) + class files.
-    One photo is grayscale, one CMYK, as in the real archive."""
-    folder = tmp_path / "archive" / "cvpr2016_flowers"
-    (folder / "jpg").mkdir(parents=True)
-    rng = random.Random(0)
-    number = 0
-    for cls in range(1, 7):
-        text_dir = folder / "text_c10" / f"class_{cls:05d}"
-        text_dir.mkdir(parents=True)
-        for _ in range(PER_CLASS):
-            number += 1
-            name = f"image_{number:05d}"
-            image = draw_flower(random_attributes(rng), 96, rng)
-            image = image.convert("L") if number == 1 else image.convert("CMYK") if number == 2 else image
-            image.save(folder / "jpg" / f"{name}.jpg")
-            (text_dir / f"{name}.txt").write_text("".join(f"flower {number} of class {cls}, caption {k}\n" for k in range(10)))
-            (text_dir / f"{name}.h5").write_bytes(b"\x89HDF")
-            (text_dir / f"{name}.t7").write_bytes(b"\x00")
-    for file, classes in CLASSES.items():
-        (folder / file).write_text("".join(f"class_{c:05d}\n" for c in classes))
-    return folder
+    """`cvpr2016_flowers/` one folder down, as in the real archive (`tests.helpers.flowers_archive`)."""
+    return flowers_archive(tmp_path / "archive")
 
 
 def _config(tiny_config, archive, **overrides):
