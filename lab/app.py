@@ -4,8 +4,11 @@ Every run gets the same caption and the same seeded noise (`Pipeline` draws
 it from the seed alone), so differences between columns come from the
 runs (encoder, model, loss recipe, training length), not from luck. Each column
 says what the run is and, when `lab eval` has been run on it, how it scored.
-A second tab shows how each run trained: loss curves and the sample grid of
-every epoch.
+Two tabs explore what each run learnt, again with one noise for every run:
+*Interpolate* walks the text embedding from one caption to another (the noise
+stays fixed, so only the text moves), *Change one word* draws a caption and
+the same caption with one word swapped, beside their difference. A last tab
+shows how each run trained: loss curves and the sample grid of every epoch.
 
 Limits keep a shared page responsive: captions as long as training allows,
 at most `MAX_IMAGES` per run, one generation at a time with a bounded queue.
@@ -13,6 +16,7 @@ at most `MAX_IMAGES` per run, one generation at a time with a bounded queue.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -73,17 +77,39 @@ def sample_grids(run: Run) -> list[tuple[str, str]]:
     return [(str(p), f"epoch {int(p.stem.split('_')[1])}") for p in paths]
 
 
-def check_request(caption: str, seed: float, count: float) -> tuple[str, int, int]:
-    """Validate what the page (or an API caller) sent; problems become messages, not tracebacks."""
+def _caption(caption: str) -> str:
     try:
-        caption = validate_caption(caption or "")
+        return validate_caption(caption or "")
     except LabError as e:
         raise gr.Error(str(e)) from None
-    if count is None or int(count) != count or not 1 <= count <= MAX_IMAGES:
-        raise gr.Error(f"number of images must be a whole number from 1 to {MAX_IMAGES}, got {count}")
-    if seed is None or int(seed) != seed or not 0 <= seed <= MAX_SEED:
-        raise gr.Error(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
-    return caption, int(seed), int(count)
+
+
+def _whole(value: float, name: str, low: int, high: int) -> int:
+    if value is None or int(value) != value or not low <= value <= high:
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value}")
+    return int(value)
+
+
+def check_request(caption: str, seed: float, count: float) -> tuple[str, int, int]:
+    """Validate what the page (or an API caller) sent; problems become messages, not tracebacks."""
+    caption = _caption(caption)
+    return caption, _whole(seed, "seed", 0, MAX_SEED), _whole(count, "number of images", 1, MAX_IMAGES)
+
+
+def swap_word(caption: str, old: str, new: str) -> str:
+    """`caption` with the whole word `old` (any case, every time it occurs) replaced by `new`."""
+    old, new = " ".join((old or "").split()), " ".join((new or "").split())
+    if not old or not new:
+        raise gr.Error("give the word to change and the word to put in its place")
+    swapped, count = re.subn(rf"(?<!\w){re.escape(old)}(?!\w)", new, caption, flags=re.IGNORECASE)
+    if not count:
+        raise gr.Error(f"the caption has no word '{old}'")
+    return _caption(swapped)
+
+
+def difference(a, b) -> Image.Image:
+    """|a - b| of two [-1, 1] images [3, H, W], doubled so that small changes show: black where nothing changed."""
+    return to_pil(((a - b).abs() * 2 - 1).clamp(-1, 1).unsqueeze(0))[0]
 
 
 def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -100,8 +126,9 @@ def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 
 
 def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
-    """The comparison page for `run_dirs` (runs, or sweep folders standing for their runs plus a Leaderboard tab);
-    its generate endpoint is `/generate` (caption, seed, count)."""
+    """The comparison page for `run_dirs` (runs, or sweep folders standing for their runs plus a Leaderboard tab).
+    Endpoints: `/generate` (caption, seed, count), `/interpolate` (from caption, to caption, steps, seed) and
+    `/swap` (caption, word, new word, seed); each returns one gallery per run."""
     if not run_dirs:
         raise LabError("give at least one run directory")
     run_dirs, sweeps = expand_sweeps(run_dirs)
@@ -112,6 +139,30 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
     def generate(caption: str, seed: float, count: float) -> tuple[list[Image.Image], ...]:
         caption, seed, count = check_request(caption, seed, count)
         return tuple(to_pil(pipe([caption], count, seed)) for pipe in pipes)
+
+    def interpolate(start: str, end: str, steps: float, seed: float) -> tuple[list[tuple[Image.Image, str]], ...]:
+        start, end = _caption(start), _caption(end)
+        steps, seed = _whole(steps, "number of steps", 2, MAX_IMAGES), _whole(seed, "seed", 0, MAX_SEED)
+        labels = [f"{i / (steps - 1):.2f}" for i in range(steps)]
+        return tuple(list(zip(to_pil(pipe.interpolate(start, end, steps, seed)), labels)) for pipe in pipes)
+
+    def swap(caption: str, old: str, new: str, seed: float) -> tuple[list[tuple[Image.Image, str]], ...]:
+        caption = _caption(caption)
+        swapped, seed = swap_word(caption, old, new), _whole(seed, "seed", 0, MAX_SEED)
+        columns = []
+        for pipe in pipes:
+            before, after = pipe([caption, swapped], 1, seed)  # one caption each, the same noise
+            columns.append([(to_pil(before[None])[0], caption), (to_pil(after[None])[0], swapped), (difference(before, after), "difference (x2)")])
+        return tuple(columns)
+
+    def run_galleries(prefix: str, label: str, **options) -> list[gr.Gallery]:
+        """One gallery per run, in a row, each headed by the run's name."""
+        out = []
+        with gr.Row(equal_height=False):
+            for i, run in enumerate(runs):
+                with gr.Column():
+                    out.append(gr.Gallery(label=f"{run.dir.name}: {label}", format="png", object_fit="contain", elem_id=f"{prefix}-{i}", elem_classes=[f"{prefix}-gallery"], **options))
+        return out
 
     with gr.Blocks(title="t2i-lab: compare runs", analytics_enabled=False) as demo:
         gr.Markdown("# Compare runs\nThe same caption and the same noise (seed) for every run, side by side.")
@@ -132,6 +183,26 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
                         )
             button.click(generate, [caption, seed, count], galleries, api_name="generate")
             caption.submit(generate, [caption, seed, count], galleries, api_name=False)
+        with gr.Tab("Interpolate"):
+            gr.Markdown("One noise vector, the caption's embedding walked from the first caption to the second: what changes is what the text controls.")
+            with gr.Row():
+                start = gr.Textbox(value=EXAMPLES[0], label="From caption", max_length=MAX_CAPTION_CHARS, scale=3)
+                end = gr.Textbox(value=EXAMPLES[1], label="To caption", max_length=MAX_CAPTION_CHARS, scale=3)
+                steps = gr.Slider(2, MAX_IMAGES, value=6, step=1, label="Steps", scale=1)
+                walk_seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
+            walk = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
+            strips = run_galleries("walk", "from the first caption (0) to the second (1)", columns=MAX_IMAGES, height=200)
+            walk.click(interpolate, [start, end, steps, walk_seed], strips, api_name="interpolate")
+        with gr.Tab("Change one word"):
+            gr.Markdown("The caption, and the caption with one word swapped, drawn from the same noise, with their difference.")
+            with gr.Row():
+                sentence = gr.Textbox(value=EXAMPLES[0], label="Caption", max_length=MAX_CAPTION_CHARS, scale=4)
+                old_word = gr.Textbox(value="red", label="Word to change", scale=1)
+                new_word = gr.Textbox(value="blue", label="Put in its place", scale=1)
+                swap_seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
+            change = gr.Button("Change the word", variant="primary", elem_id="swap")
+            pairs = run_galleries("swap", "before, after, difference", columns=3, height=240)
+            change.click(swap, [sentence, old_word, new_word, swap_seed], pairs, api_name="swap")
         for folder in sweeps:
             with gr.Tab(f"Leaderboard: {folder.name}"):
                 gr.Markdown((folder / "leaderboard.md").read_text().split("\n\n![leaderboard]")[0])

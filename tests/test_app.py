@@ -74,6 +74,75 @@ def test_generate_endpoint_gives_each_run_the_same_noise(page):
             client.predict(*args, api_name="/generate")
 
 
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to one grey level: the same image through another float path (slerp at t = 0)."""
+    return int(np.abs(a.astype(int) - b.astype(int)).max()) <= 1
+
+
+def test_interpolate_endpoint_walks_from_one_caption_to_the_other_with_one_noise(page):
+    client = Client(page.local_url, verbose=False)
+    start, end = "this flower has five round red petals and a yellow center.", "this flower has eight pointed blue petals and a black center."
+    strips = client.predict(start, end, 5, 7, api_name="/interpolate")
+    assert len(strips) == 2 and all(len(strip) == 5 for strip in strips)
+    assert [item["caption"] for item in strips[0]] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    for strip, (first, last) in zip(strips, zip(*[client.predict(c, 7, 1, api_name="/generate") for c in (start, end)])):
+        frames = [_pixels(item) for item in strip]
+        assert _close(frames[0], _pixels(first[0])) and _close(frames[-1], _pixels(last[0])), "the ends must be the two captions, with the seed's noise"
+    for args, message in (((start, end, 1, 0), "minimum|from 2"), ((start, "  ", 3, 0), "caption is empty")):
+        with pytest.raises(Exception, match=message):
+            client.predict(*args, api_name="/interpolate")
+
+
+def test_interpolation_renders_the_spherical_path_with_one_noise(runs):
+    from lab.pipeline import Pipeline, fixed_noise, slerp
+
+    pipe = Pipeline.from_run(runs[0])
+    start, end = "a red flower with round petals.", "a blue flower with pointed petals."
+    walk = pipe.interpolate(start, end, 5, 7)
+    a, b = pipe.encoder.encode([start, end])
+    assert torch.allclose(a.norm(), torch.tensor(1.0), atol=1e-3), "MiniLM's vectors are unit length: the walk must be spherical"
+    expected = pipe.render(fixed_noise(1, pipe.generator.noise_dim, 7).repeat(5, 1), slerp(a, b, torch.linspace(0, 1, 5).unsqueeze(1)))
+    torch.testing.assert_close(walk, expected)
+    torch.testing.assert_close(walk[0], pipe([start], 1, 7)[0], atol=1e-5, rtol=0)
+    assert not torch.equal(walk[2], walk[0]) and not torch.equal(walk[2], walk[4]), "the middle must differ from both ends"
+
+
+def test_slerp_stays_on_the_unit_sphere_and_ends_where_it_should():
+    from lab.pipeline import slerp
+
+    a, b = torch.nn.functional.normalize(torch.randn(2, 32, generator=torch.Generator().manual_seed(0)), dim=1)
+    path = slerp(a, b, torch.linspace(0, 1, 7).unsqueeze(1))
+    torch.testing.assert_close(path.norm(dim=1), torch.ones(7))
+    torch.testing.assert_close(path[0], a) and torch.testing.assert_close(path[-1], b)
+    assert torch.lerp(a, b, 0.5).norm() < 0.99 * path[3].norm(), "a straight line cuts inside the sphere"
+
+
+def test_swap_endpoint_draws_both_captions_from_the_same_noise_with_their_difference(page):
+    client = Client(page.local_url, verbose=False)
+    caption = "this flower has five round Red petals and a yellow center."
+    columns = client.predict(caption, "red", "blue", 3, api_name="/swap")
+    assert len(columns) == 2
+    for column, before, after in zip(columns, *[client.predict(c, 3, 1, api_name="/generate") for c in (caption, caption.replace("Red", "blue"))]):
+        assert [item["caption"] for item in column] == [caption, caption.replace("Red", "blue"), "difference (x2)"]
+        old, new, diff = (_pixels(item) for item in column)
+        assert np.array_equal(old, _pixels(before[0])) and np.array_equal(new, _pixels(after[0]))
+        changed = np.abs(old.astype(int) - new.astype(int)).max(axis=2)
+        assert np.all(diff.max(axis=2)[changed == 0] <= 1), "black where nothing changed"
+    for args, message in (((caption, "green", "blue", 0), "has no word 'green'"), ((caption, "red", " ", 0), "word to change")):
+        with pytest.raises(Exception, match=message):
+            client.predict(*args, api_name="/swap")
+
+
+def test_difference_is_black_where_nothing_changed_and_bright_where_it_did():
+    from lab.app import difference
+
+    before = torch.zeros(3, 8, 8)
+    after = before.clone()
+    after[:, 2:4, 2:4] = 0.5
+    diff = np.asarray(difference(before, after))
+    assert diff[2:4, 2:4].min() >= 127 and diff[4:].max() == 0 and diff[:, :2].max() == 0
+
+
 def test_page_shows_generated_images_in_headless_chromium(page, tmp_path):
     if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
         pytest.skip("chromium not installed (apt-get install -y chromium chromium-driver)")
@@ -97,6 +166,11 @@ def test_page_shows_generated_images_in_headless_chromium(page, tmp_path):
         shown = driver.execute_script(images)
         driver.save_screenshot(str(tmp_path / "page.png"))
         headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "h3")]
+        next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text == "Interpolate").click()
+        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "interpolate").is_displayed())
+        driver.find_element(By.ID, "interpolate").click()
+        strips = "return Array.from(document.querySelectorAll('.walk-gallery img')).filter(i => i.naturalWidth > 0).length"
+        WebDriverWait(driver, 60).until(lambda d: d.execute_script(strips) >= 12)  # 6 steps x 2 runs
     finally:
         driver.quit()
     assert sorted({column for column, width in shown if width == 64}) == ["run-0", "run-1"]
