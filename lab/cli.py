@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import ExperimentConfig
 from .errors import LabError
+from .grade_report import FORMATS
 
 
 def _run(target: str):
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default="", metavar="exNN", help="grade one exercise, e.g. ex04")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds one check may take before it fails")
     p.add_argument("--sandbox", action="store_true", help="for others' code: temp copy of the lab, no network, resource limits")
+    p.add_argument("--format", default="table", choices=FORMATS, help="json: the lab's own; gradescope: results.json; junit: XML for CI and LMS plugins")
+    p.add_argument("--out", default="", metavar="FILE", help="write the --format report here (the table still prints); default: stdout")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=_run("lab.grade:main"))
 
     p = sub.add_parser("quiz", help="the course quiz: interactive, or `lab quiz check '1a 2a ...'` to score answers")

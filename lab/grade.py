@@ -41,8 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import grade_sandbox
+from . import grade_report, grade_sandbox
 from .errors import LabError
+from .files import atomic_write
 from .grade_child import KEY_FD, LIMITS, MESSAGE_CHARS, RECORD_FD, is_solutions, token
 from .grade_manifest import CHECKS, SHA256
 
@@ -57,11 +58,22 @@ CHILD_ENV_DROPPED = ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LAB_GRAD
 
 
 @dataclass
+class CheckResult:
+    """One check of the manifest: its points, what it earned (all or nothing), and why not when it failed."""
+
+    name: str  # pytest node name inside the exercise's check file, e.g. "test_output_is_tanh_range"
+    points: int
+    earned: int
+    message: str = ""
+
+
+@dataclass
 class ExerciseScore:
     name: str  # e.g. "ex04_generator"
     earned: int = 0
     possible: int = 0
     failures: list[str] = field(default_factory=list)  # "check: first line of the error"
+    checks: list[CheckResult] = field(default_factory=list)  # every check of the manifest, in its order
 
 
 @dataclass
@@ -256,14 +268,17 @@ def score(name: str, run: ChildRun, key: bytes) -> ExerciseScore:
         result.possible += points
         if nodeid in passed:
             result.earned += points
+            result.checks.append(CheckResult(check, points, points))
         else:
             why = messages.get(nodeid) or (unfinished if nodeid in collected or run.stopped_after is not None else "missing from the check file")
             result.failures.append(f"{check.removeprefix('test_')}: {why}")
+            result.checks.append(CheckResult(check, points, 0, why))
     return result
 
 
 def _unscored(name: str, why: str) -> ExerciseScore:
-    return ExerciseScore(name, 0, sum(CHECKS[name].values()), [f"all checks: {why}"])
+    checks = [CheckResult(check, points, 0, why) for check, points in CHECKS[name].items()]
+    return ExerciseScore(name, 0, sum(CHECKS[name].values()), [f"all checks: {why}"], checks)
 
 
 def run_checks(target: str = "exercises", only: str = "", timeout: float = 60.0, sandbox: bool = False) -> list[ExerciseScore]:
@@ -331,9 +346,21 @@ def format_table(scores: list[ExerciseScore], width: int = 200) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    """`lab grade`: exit 0 at full marks, 1 below."""
+    """`lab grade`: exit 0 at full marks, 1 below. `--format` writes the scores for other tools, to `--out` or stdout."""
+    out = Path(args.out) if args.out else None
+    if out and out.exists() and not args.force:  # refused before anything is graded
+        raise LabError(f"{out} exists; use --force to overwrite it")
     scores = run_checks(args.target, args.only, args.timeout, args.sandbox)
-    print(format_table(scores))
+    if args.format == "table" or out:
+        print(format_table(scores))
+    if out or args.format != "table":
+        report = grade_report.render(scores, args.format, str(target_folder(args.target)))
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(out, lambda tmp: tmp.write_text(report))
+            print(f"wrote {out} ({args.format})")
+        else:
+            print(report, end="")
     full = all(s.earned == s.possible for s in scores)
     if not full and args.target in ("exercises", "solutions"):
         print(f"\ndetails: LAB_GRADE_TARGET={args.target} pytest tests/grading/test_<exercise>.py", file=sys.stderr)

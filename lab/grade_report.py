@@ -1,0 +1,84 @@
+"""`lab grade --format`: the scores for other tools: the lab's own JSON, Gradescope's results.json, JUnit XML.
+
+Every report is written from the `ExerciseScore`s that `lab grade` computed
+from signed results alone, in this process, after every child has ended:
+nothing the graded code printed or wrote reaches a report except the one-line,
+printable failure messages the table shows too.
+
+- json: the lab's own, exercise by exercise and check by check.
+- gradescope: the autograder's `results.json` (`score`, `output`, `visibility`,
+  and `tests` with `name`, `number`, `score`, `max_score`, `status`, `output`,
+  `visibility`); an autograder's `run_autograder` writes it to
+  `/autograder/results/results.json`.
+- junit: one `<testsuite>` per exercise, one `<testcase>` per check, a
+  `<failure>` with its message where it failed; points as testsuite properties
+  (JUnit has no points), read by CI systems and LMS plugins.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .grade import ExerciseScore
+
+FORMATS = ("table", "json", "gradescope", "junit")
+
+
+def as_json(scores: list[ExerciseScore], target: str) -> dict:
+    return {
+        "target": target,
+        "score": sum(s.earned for s in scores),
+        "max_score": sum(s.possible for s in scores),
+        "exercises": [
+            {
+                "name": s.name, "score": s.earned, "max_score": s.possible,
+                "checks": [{"name": c.name, "score": c.earned, "max_score": c.points, "passed": c.earned == c.points, "message": c.message} for c in s.checks],
+            }
+            for s in scores
+        ],
+    }
+
+
+def as_gradescope(scores: list[ExerciseScore]) -> dict:
+    from .grade import format_table
+
+    tests = [
+        {
+            "name": f"{s.name}: {c.name.removeprefix('test_')}", "number": f"{i}.{j}",
+            "score": float(c.earned), "max_score": float(c.points), "status": "passed" if c.earned == c.points else "failed",
+            "output": c.message, "visibility": "visible",
+        }
+        for i, s in enumerate(scores, 1)
+        for j, c in enumerate(s.checks, 1)
+    ]
+    return {"score": float(sum(s.earned for s in scores)), "output": format_table(scores), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+
+
+def as_junit(scores: list[ExerciseScore]) -> str:
+    failures = sum(c.earned < c.points for s in scores for c in s.checks)
+    root = ET.Element("testsuites", name="lab grade", tests=str(sum(len(s.checks) for s in scores)), failures=str(failures))
+    for s in scores:
+        suite = ET.SubElement(root, "testsuite", name=s.name, tests=str(len(s.checks)), failures=str(sum(c.earned < c.points for c in s.checks)), errors="0")
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="score", value=str(s.earned))
+        ET.SubElement(properties, "property", name="max_score", value=str(s.possible))
+        for c in s.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"exercises.{s.name}", name=c.name)
+            if c.earned < c.points:
+                ET.SubElement(case, "failure", message=c.message, type="check failed").text = c.message
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render(scores: list[ExerciseScore], fmt: str, target: str) -> str:
+    """The report in `fmt` (one of FORMATS) as text."""
+    import json
+
+    from .grade import format_table
+
+    if fmt == "table":
+        return format_table(scores) + "\n"
+    if fmt == "junit":
+        return as_junit(scores)
+    return json.dumps(as_json(scores, target) if fmt == "json" else as_gradescope(scores), indent=2, ensure_ascii=False) + "\n"
