@@ -80,9 +80,9 @@ def nearest_grid(generated: torch.Tensor, neighbours: torch.Tensor, distances: t
     size, gap, label = generated.shape[-1] * scale, 12, 16
     grid = Image.new("RGB", (size * (k + 1) + gap, label + n * (size + label)), "white")
     draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default(size=11)
+    font = label_font(10)
     draw.text((2, 2), "generated", fill="black", font=font)
-    draw.text((size + gap + 2, 2), f"{k} nearest training images (Inception feature distance)", fill="black", font=font)
+    draw.text((size + gap + 2, 2), f"{k} nearest training images, feature distance", fill="black", font=font)
 
     def tile(image: torch.Tensor) -> Image.Image:
         return Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).resize((size, size), Image.NEAREST)
