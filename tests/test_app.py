@@ -30,7 +30,7 @@ def runs(tmp_path_factory, synthetic_root):
             cache_dir=str(folder / "cache"), out_dir=str(folder / name), threads=1,
         ))
         made.append(train(config, progress=False))
-    evaluate(made[0], n=4, batch_size=4, device="cpu", matcher_steps=10, progress=False)
+    evaluate(made[0], n=6, batch_size=6, device="cpu", matcher_steps=10, progress=False)
     torch.set_num_threads(threads)
     return made
 
@@ -53,7 +53,7 @@ def test_columns_say_what_each_run_is_and_how_it_scored(page, runs):
     wide = next(t for t in texts if t.startswith("### wide\n"))
     for label, width in ((narrow, 8), (wide, 16)):
         assert "encoder **minilm**" in label and f"(width {width})" in label and "loss **gan-cls**" in label and "**1** epoch(s)" in label
-    assert "FID:" in narrow and "KID:" in narrow and "R-precision" in narrow
+    assert "FID:" in narrow and "KID:" in narrow and "R-precision" in narrow and "precision / recall (k=5):" in narrow and "memorisation ratio:" in narrow
     assert "no scores yet" in wide and "FID" not in wide
 
 
