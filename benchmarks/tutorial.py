@@ -26,6 +26,7 @@ from torchvision import transforms
 from lab.captions import CaptionedImage
 from lab.checkpoint import save_checkpoint, save_run_config
 from lab.config import ExperimentConfig, apply
+from lab.device import autocast
 from lab.models import build_parts
 
 
@@ -84,12 +85,24 @@ def tutorial_config(config: ExperimentConfig) -> ExperimentConfig:
                           "lr": 2e-4, "lr_d": 0.0, "beta1": 0.5, "beta2": 0.999, **width})
 
 
-def train_tutorial(config: ExperimentConfig, dataset: TutorialDataset, text_dim: int, steps: int = 0, seconds: float = 0.0, warmup: int = 1):
+def _wait(device: str) -> None:
+    """On a GPU the steps are only queued: the clock may read only once they have run."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_tutorial(
+    config: ExperimentConfig, dataset: TutorialDataset, text_dim: int, steps: int = 0, seconds: float = 0.0, warmup: int = 1,
+    device: str = "cpu", precision: str = "fp32",
+):
     """Train for `steps` timed steps or `seconds` of training; returns (generator, images/s over the timed steps, steps done).
 
-    The first `warmup` steps are not timed (allocations, lazy init)."""
+    The first `warmup` steps are not timed (allocations, lazy init). On a GPU (`device`) each batch is moved
+    there as the tutorial did (`.to(device)`, from ordinary memory); `precision` "bf16" wraps each step in
+    autocast, the way a user would add it to the tutorial."""
     torch.manual_seed(config.seed)
     g, d, _ = build_parts(config, text_dim=text_dim)
+    g, d = g.to(device), d.to(device)
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(config.seed))
@@ -98,13 +111,16 @@ def train_tutorial(config: ExperimentConfig, dataset: TutorialDataset, text_dim:
     while True:
         for batch in loader:
             if done == warmup:
+                _wait(device)
                 start, seen = time.perf_counter(), 0
-            real, emb, wrong = (batch + [None])[:3]
-            tutorial_step(g, d, opt_g, opt_d, real, emb, torch.randn(len(real), g.noise_dim), wrong,
-                          config.loss.options.get("feature_weight", 100.0), config.loss.options.get("l1_weight", 50.0))
+            real, emb, wrong = (None if x is None else x.to(device) for x in (batch + [None])[:3])
+            with autocast(precision, device):
+                tutorial_step(g, d, opt_g, opt_d, real, emb, torch.randn(len(real), g.noise_dim).to(device), wrong,
+                              config.loss.options.get("feature_weight", 100.0), config.loss.options.get("l1_weight", 50.0))
             done += 1
             seen += len(real)
             if (steps and done >= steps + warmup) or time.perf_counter() >= deadline:
+                _wait(device)
                 return g, seen / max(time.perf_counter() - start, 1e-9), done
 
 

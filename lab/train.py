@@ -262,8 +262,10 @@ class Trainer:
             train_step(self.painter, self.judge, self.recipe, idle_g, idle_d, self._batch(indices), self._noise(len(indices)))
         except Exception as e:  # any backend's failure: the run must not depend on a compiler
             self.painter, self.judge = plain
+            while (inner := getattr(e, "inner_exception", None) or e.__cause__) is not None:  # dynamo wraps the backend's own error
+                e = inner
             if self.dist.main:
-                print(f"compile: torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''}); training uncompiled", file=sys.stderr)
+                print(f"compile: torch.compile failed ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}); training uncompiled", file=sys.stderr)
         else:
             if self.dist.main:
                 print(f"compile: G and D compiled ({COMPILE_BACKEND if isinstance(COMPILE_BACKEND, str) else 'custom backend'})", file=sys.stderr)
