@@ -5,8 +5,8 @@ GPU wants its curves while it trains, in the tool the field uses. The trainer
 logs, at every loss read-back (`sync_every` steps): the mean of every loss term
 over those steps, images/s and both learning rates; at every sample grid, the
 grid; once, the run's config as text and as hparams. The x axis is the step
-count. On `--resume`, events past the checkpoint's step (written before an
-interruption and trained again) are dropped, so curves never double back.
+count. On `--resume`, events past the checkpoint's step (written before a crash
+and trained again) are dropped, so curves never double back.
 
 TensorBoard is an optional extra: without it the run goes on, after one line
 saying how to install it.
@@ -47,7 +47,7 @@ class TensorBoardLog:
         except ImportError:
             print(INSTALL_HINT, file=sys.stderr)
             return None
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step or None)
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1 if step else None)  # the checkpoint's own step stays
         if not step:
             writer.add_text("config", "```\n" + json.dumps(config, indent=2) + "\n```", 0)
             for summary in hparams(_hparams(config), {"loss/d_loss": 0.0, "loss/g_loss": 0.0}):  # metric names only: their values are the curves

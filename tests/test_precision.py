@@ -132,6 +132,27 @@ def test_tensorboard_logs_every_term_per_sync_the_rates_the_samples_and_the_conf
     assert any(t.startswith("config") for t in tags["tensors"])  # the config as text
 
 
+def test_tensorboard_curves_never_double_back_after_a_crash_and_resume(tiny_config, tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny_config(log="tensorboard", sync_every=1)
+    calls, real_step = [0], train_module.train_step
+
+    def crash_at_step_6(*args):  # epoch 2, step 3: steps 4 and 5 are logged, the checkpoint is epoch 1's
+        calls[0] += 1
+        if calls[0] == 6:
+            raise RuntimeError("killed")
+        return real_step(*args)
+
+    monkeypatch.setattr(train_module, "train_step", crash_at_step_6)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(config, progress=False)
+    monkeypatch.setattr(train_module, "train_step", real_step)
+    run = train(config, resume=tmp_path / "run", progress=False)
+    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0}).Reload()
+    assert [p.step for p in events.Scalars("loss/d_loss")] == [1, 2, 3, 4, 5, 6]
+
+
 def test_without_tensorboard_one_line_says_how_to_install_and_the_run_goes_on(tiny_config, tmp_path, monkeypatch, capsys):
     for module in ("tensorboard", "torch.utils.tensorboard", "torch.utils.tensorboard.summary"):
         monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
