@@ -5,7 +5,8 @@ Written to be run the moment a GPU is lent, with nothing to decide then:
    MPNet: the tutorial's loop (`benchmarks/tutorial.py`: PIL decode and resize per item, batches moved to the
    GPU as it did) and `lab train`'s loop (`benchmarks/train_throughput.py`: cached images and embeddings on the
    GPU, losses read back every `sync_every` steps), at 64 and 128 px, fp32 and bf16 autocast; `lab train` at
-   `sync_every` 1 and 25 (the tutorial reads nothing back);
+   `sync_every` 1 and 25 (the tutorial reads nothing back); one more row times the fused Adam the lab uses
+   on CUDA against PyTorch's foreach Adam;
 2. the main job (`configs/quick.toml`, precision auto) for 3 minutes of training, then `lab eval` on it.
 One table on stdout, the same as JSON in OUT/gpu.json; the main job's run stays in OUT/main-job.
 
@@ -24,6 +25,7 @@ import torch
 from train_throughput import lab_loop
 from tutorial import TutorialDataset, train_tutorial, tutorial_config
 
+import lab.train as lab_train
 from lab.captions import load_captions
 from lab.checkpoint import read_metrics
 from lab.config import ExperimentConfig, apply, load
@@ -68,6 +70,14 @@ def throughput_rows(base: ExperimentConfig, root: Path, tmp: Path, steps: int, d
                 rate, peak = measured(device, lambda: lab_loop(config, run_dir, steps))
                 rows.append({"loop": "lab train", "image_size": size, "precision": precision, "sync_every": sync, "images_per_s": rate, "peak_mib": peak})
                 print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+    # The fused Adam the lab uses on CUDA against PyTorch's foreach one, at the main job's size (the same on a CPU: Adam is unchanged there).
+    config = apply(base, {"image_size": SIZES[0], "precision": "bf16", "sync_every": 25, "out_dir": str(tmp / "lab-foreach")})
+    fused, lab_train.ADAM_ON_CUDA = lab_train.ADAM_ON_CUDA, {"foreach": True}
+    try:
+        rate, peak = measured(device, lambda: lab_loop(config, tmp / "lab-foreach", steps))
+    finally:
+        lab_train.ADAM_ON_CUDA = fused
+    rows.append({"loop": "lab, foreach Adam", "image_size": SIZES[0], "precision": "bf16", "sync_every": 25, "images_per_s": rate, "peak_mib": peak})
     return rows
 
 
@@ -91,10 +101,10 @@ def main_job(out: Path, minutes: float, device: str, smoke: dict | None) -> dict
 
 def table(report: dict) -> str:
     lines = [f"{report['device']}, torch {report['torch']}; batch {report['batch_size']}, DCGAN width {report['width']}, {report['steps']} timed steps a row",
-             f"{'loop':10s} {'px':>4s} {'precision':>9s} {'sync':>5s} {'images/s':>10s} {'peak MiB':>9s}"]
+             f"{'loop':17s} {'px':>4s} {'precision':>9s} {'sync':>5s} {'images/s':>10s} {'peak MiB':>9s}"]
     for r in report["rows"]:
         peak = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
-        lines.append(f"{r['loop']:10s} {r['image_size']:4d} {r['precision']:>9s} {r['sync_every'] or '-':>5} {r['images_per_s']:10.1f} {peak:>9s}")
+        lines.append(f"{r['loop']:17s} {r['image_size']:4d} {r['precision']:>9s} {r['sync_every'] or '-':>5} {r['images_per_s']:10.1f} {peak:>9s}")
     for size, ratio in report["lab_vs_tutorial"].items():
         lines.append(f"lab train (best row) / tutorial fp32 at {size} px: x{ratio:.1f}")
     job = report["main_job"]

@@ -63,6 +63,7 @@ SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
 EMA_CALIBRATION_BATCHES = 16  # batches the EMA's batch-norm statistics are measured on at every save
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for `compile = true`
 OPTIONAL_STATE = ("scalers",)  # checkpoint keys that came after runs were already saved: absent = their defaults
+ADAM_ON_CUDA = {"fused": True}  # one kernel for all of a model's weights (benchmarks/gpu.py times it against foreach)
 NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # bf16 and fp32 need no loss scaling: a disabled scaler is a plain backward and step
 
 
@@ -188,7 +189,7 @@ class Trainer:
         self.augment_seed = config.seed * 1000 + self.dist.rank + 1
         self.painter, self.judge = self._players(self.generator, self.discriminator)
         betas = (config.beta1, config.beta2)
-        fused = {"fused": True} if self.dist.device.type == "cuda" else {}  # one kernel for all of a model's weights; on the CPU, Adam stays as it was
+        fused = ADAM_ON_CUDA if self.dist.device.type == "cuda" else {}  # on the CPU, Adam stays as it was
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas, **fused)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator, betas=betas, **fused)
         self.scalers = tuple(torch.amp.GradScaler(self.dist.device.type, enabled=self.precision == "fp16") for _ in "dg")

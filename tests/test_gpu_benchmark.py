@@ -14,7 +14,9 @@ def test_gpu_benchmark_smoke_runs_every_row_and_writes_its_table(tmp_path, monke
     rows = {(r["loop"], r["image_size"], r["precision"], r["sync_every"]) for r in report["rows"]}
     expected = {("tutorial", s, p, None) for s in gpu.SIZES for p in gpu.PRECISIONS}
     expected |= {("lab train", s, p, k) for s in gpu.SIZES for p in gpu.PRECISIONS for k in gpu.SYNCS}
-    assert rows == expected and len(report["rows"]) == len(expected) == 12
+    expected.add(("lab, foreach Adam", 64, "bf16", 25))
+    assert rows == expected and len(report["rows"]) == len(expected) == 13
+    assert gpu.lab_train.ADAM_ON_CUDA == {"fused": True}  # put back after its row
     assert all(r["images_per_s"] > 0 and r["peak_mib"] is None for r in report["rows"])  # no GPU memory on the CPU
     job = report["main_job"]
     assert job["epochs"] == 1 and math.isfinite(job["fid"]) and set(job["attribute_accuracy"]) >= {"petal_colour", "petal_count"}
