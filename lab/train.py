@@ -48,7 +48,7 @@ from .checkpoint import (
 )
 from .config import ExperimentConfig
 from .data import build_dataset, ensure_data, photo_augmentation
-from .device import MixedPrecision, autocast, resolve_device, resolve_precision, to_device_async
+from .device import MixedPrecision, resolve_device, resolve_precision, to_device_async
 from .errors import LabError
 from .files import atomic_write
 from .interfaces import LossRecipe
