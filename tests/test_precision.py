@@ -14,6 +14,7 @@ from lab.errors import LabError
 from lab.pipeline import Pipeline
 from lab.tblog import INSTALL_HINT
 from lab.train import train
+from plugins.gan_cls import GanClsLoss
 
 
 def _weights(run_dir):
@@ -54,9 +55,15 @@ def test_fp32_never_enters_autocast(tiny_config, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_trains_finite_in_fp32_weights_and_resumes_bit_exact(tiny_config, tmp_path, precision):
+def test_mixed_precision_trains_finite_in_fp32_weights_and_resumes_bit_exact(tiny_config, tmp_path, precision, monkeypatch):
     settings = {"precision": precision, "mode_seeking": 0.5, "ema": 0.9, "sync_every": 2}
+    seen = set()  # the dtypes the loss recipe's reductions get: D's logits and features, G's images
+    for method in ("discriminator_loss", "generator_loss"):
+        real = getattr(GanClsLoss, method)
+        monkeypatch.setattr(GanClsLoss, method, lambda self, *args, real=real: seen.update(a.dtype for a in args) or real(self, *args))
     straight = train(tiny_config(out_dir=str(tmp_path / "straight"), **settings), progress=False)
+    assert seen == {torch.float32}, "the losses must be reduced in fp32"
+    monkeypatch.undo()
     halves = tmp_path / "halves"
     train(tiny_config(out_dir=str(halves), epochs=1, **settings), progress=False)
     train(tiny_config(out_dir=str(halves), **settings), resume=halves, progress=False)
