@@ -183,7 +183,7 @@ def _bar_chart(rows: list[dict], path: Path) -> None:
 
     panels = [("FID (lower is better)", {"fid": [r["fid"] for r in rows]}), ("attribute accuracy, all four", bars("all_four")),
               ("mean attribute accuracy", bars("mean")), ("diversity vs real (1 = as varied)", bars("diversity")),
-              ("fidelity: precision, density", bars("precision", "density")), ("coverage: recall, coverage", bars("recall", "coverage"))]
+              ("fidelity: precision, density (0-1)", bars("precision", "density")), ("coverage: recall, coverage (0-1)", bars("recall", "coverage"))]
     fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels) + 3, 0.45 * len(rows) + 1.5), sharey=True)  # names once, on the left
     for ax, (title, series) in zip(axes, panels):
         height = 0.8 / len(series)  # two scores side by side in one panel
@@ -192,7 +192,8 @@ def _bar_chart(rows: list[dict], path: Path) -> None:
         ax.set_yticks(range(len(rows)), names[::-1])
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
-        if len(series) > 1:
+        if len(series) > 1:  # the k-NN scores: on one 0-1 scale, so that zeros read as zeros (density may pass 1)
+            ax.set_xlim(0, max(1.0, *(v for values in series.values() for v in values)))
             ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90))
