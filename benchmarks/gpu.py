@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "throughput"
-    root = generate(tmp / "flowers", settings["images"], settings["source_size"], progress=False)
+    root = generate(tmp / "flowers", settings["images"], settings["source_size"], progress=False, force=True)  # a rerun draws the same files again
     base = tutorial_config(apply(ExperimentConfig(), {
         "data_dir": str(root), "encoder": settings["encoder"], "generator.width": settings["width"], "discriminator.width": settings["width"],
         "batch_size": settings["batch_size"], "split": "all", "cache_dir": str(tmp / "cache"), "device": device, "threads": settings["threads"],
