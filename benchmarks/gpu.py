@@ -8,7 +8,8 @@ Written to be run the moment a GPU is lent, with nothing to decide then:
    `sync_every` 1 and 25 (the tutorial reads nothing back); one more row times the fused Adam the lab uses
    on CUDA against PyTorch's foreach Adam;
 2. the main job (`configs/quick.toml`, precision auto) for 3 minutes of training, then `lab eval` on it.
-One table on stdout, the same as JSON in OUT/gpu.json; the main job's run stays in OUT/main-job.
+One table on stdout, the same as JSON in OUT/gpu.json; the main job's run stays in OUT/main-job (a rerun
+into the same OUT reuses it when it was trained and scored with the same settings: `"reused": true`).
 
     python benchmarks/gpu.py [--out runs/gpu-benchmark] [--steps 40] [--main-minutes 3]
     python benchmarks/gpu.py --smoke    # every row for 2 steps on the CPU, tiny models: the test suite runs this
@@ -88,12 +89,13 @@ def main_job(out: Path, minutes: float, device: str, smoke: dict | None) -> dict
         overrides += [f"--data_dir={smoke['data_dir']}", f"--cache_dir={smoke['cache_dir']}", "--encoder=minilm", "--generator.width=8",
                       "--discriminator.width=8", "--epochs=1", "--time_limit=0", "--split=all", "--threads=1"]
     config = load("configs/quick.toml", overrides)
+    reused = (Path(config.out_dir) / "eval.json").is_file()
     start = time.perf_counter()
     results = run_variant("main-job", config, (smoke or FULL)["eval"], force=True, progress=False)
     metrics = read_metrics(Path(config.out_dir))
     accuracy = results.get("attribute_accuracy", {})
     return {
-        "minutes_with_eval": (time.perf_counter() - start) / 60, "epochs": metrics[-1]["epoch"], "images_per_s": metrics[-1]["images_per_s"],
+        "reused": reused, "minutes_with_eval": (time.perf_counter() - start) / 60, "epochs": metrics[-1]["epoch"], "images_per_s": metrics[-1]["images_per_s"],
         "fid": results["fid"], "attribute_accuracy": {k: v for k, v in accuracy.items() if isinstance(v, float)},
         "diversity": results.get("diversity", {}).get("ratio"),
     }
