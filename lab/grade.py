@@ -332,19 +332,6 @@ def _child_env(work: Path, sandbox: bool, seconds: float) -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def format_table(scores: list[ExerciseScore], width: int = 200) -> str:
-    """One row per exercise: points and the first failure, on one line (cut only if absurdly long)."""
-    rows = [f"{'exercise':<18} {'points':>7}  first failure"]
-    for s in scores:
-        failure = s.failures[0] if s.failures else ""
-        line = f"{s.name:<18} {s.earned:>3}/{s.possible:<3}  {failure}"
-        rows.append(line if len(line) <= width else line[: width - 1] + "…")
-    earned, possible = sum(s.earned for s in scores), sum(s.possible for s in scores)
-    percent = 100 * earned / possible if possible else 0.0
-    rows.append(f"{'total':<18} {earned:>3}/{possible:<3}  {percent:.0f}%")
-    return "\n".join(rows)
-
-
 def main(args: argparse.Namespace) -> int:
     """`lab grade`: exit 0 at full marks, 1 below. `--format` writes the scores for other tools, to `--out` or stdout."""
     out = Path(args.out) if args.out else None
@@ -352,7 +339,7 @@ def main(args: argparse.Namespace) -> int:
         raise LabError(f"{out} exists; use --force to overwrite it")
     scores = run_checks(args.target, args.only, args.timeout, args.sandbox)
     if args.format == "table" or out:
-        print(format_table(scores))
+        print(grade_report.format_table(scores))
     if out or args.format != "table":
         report = grade_report.render(scores, args.format, str(target_folder(args.target)))
         if out:

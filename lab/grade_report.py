@@ -5,6 +5,7 @@ from signed results alone, in this process, after every child has ended:
 nothing the graded code printed or wrote reaches a report except the one-line,
 printable failure messages the table shows too.
 
+- table: the score table `lab grade` prints, one line per exercise.
 - json: the lab's own, exercise by exercise and check by check.
 - gradescope: the autograder's `results.json` (`score`, `output`, `visibility`,
   and `tests` with `name`, `number`, `score`, `max_score`, `status`, `output`,
@@ -16,6 +17,7 @@ printable failure messages the table shows too.
 """
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,19 @@ if TYPE_CHECKING:
     from .grade import ExerciseScore
 
 FORMATS = ("table", "json", "gradescope", "junit")
+
+
+def format_table(scores: list[ExerciseScore], width: int = 200) -> str:
+    """One row per exercise: points and the first failure, on one line (cut only if absurdly long)."""
+    rows = [f"{'exercise':<18} {'points':>7}  first failure"]
+    for s in scores:
+        failure = s.failures[0] if s.failures else ""
+        line = f"{s.name:<18} {s.earned:>3}/{s.possible:<3}  {failure}"
+        rows.append(line if len(line) <= width else line[: width - 1] + "…")
+    earned, possible = sum(s.earned for s in scores), sum(s.possible for s in scores)
+    percent = 100 * earned / possible if possible else 0.0
+    rows.append(f"{'total':<18} {earned:>3}/{possible:<3}  {percent:.0f}%")
+    return "\n".join(rows)
 
 
 def as_json(scores: list[ExerciseScore], target: str) -> dict:
@@ -41,8 +56,6 @@ def as_json(scores: list[ExerciseScore], target: str) -> dict:
 
 
 def as_gradescope(scores: list[ExerciseScore]) -> dict:
-    from .grade import format_table
-
     tests = [
         {
             "name": f"{s.name}: {c.name.removeprefix('test_')}", "number": f"{i}.{j}",
@@ -73,10 +86,6 @@ def as_junit(scores: list[ExerciseScore]) -> str:
 
 def render(scores: list[ExerciseScore], fmt: str, target: str) -> str:
     """The report in `fmt` (one of FORMATS) as text."""
-    import json
-
-    from .grade import format_table
-
     if fmt == "table":
         return format_table(scores) + "\n"
     if fmt == "junit":
