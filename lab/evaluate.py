@@ -83,10 +83,9 @@ def inception_score(images: torch.Tensor, device: str, batch_size: int, progress
 
 def manifold_scores(real: torch.Tensor, fake: torch.Tensor) -> dict:
     """Precision, recall, density, coverage and the memorisation ratio; None each where a set is too small for k."""
-    names = ("precision", "recall", "density", "coverage", "memorisation_ratio")
     if min(len(real), len(fake)) <= prdc.K:
-        return dict.fromkeys(names)
-    return {**prdc.prdc(real, fake), "memorisation_ratio": prdc.memorisation_ratio(real, fake)}
+        return dict.fromkeys(("precision", "recall", "density", "coverage", "memorisation_ratio"))
+    return prdc.scores(real, fake)
 
 
 def r_precision_scores(

@@ -37,44 +37,38 @@ CHUNK = 1024  # rows of a distance matrix at a time: Flowers' train split is ~7,
 
 
 def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances [len(a), len(b)], computed in float64 and kept as float32: the matrix-product form
-    rounds d(a, b) and d(b, a) a few float64 ulps apart, which the float32 rounding removes, so a point on the
-    edge of a ball (its own k-th neighbour, in two sets that are the same) is counted the same from both sides."""
-    return torch.cdist(a.double(), b.double()).float()
+    """Euclidean distances [len(a), len(b)], `CHUNK` rows of `a` at a time, computed in float64 and kept as
+    float32: the matrix-product form rounds d(a, b) and d(b, a) a few float64 ulps apart, which the float32
+    rounding removes, so a point on the edge of a ball (its own k-th neighbour, in two sets that are the same)
+    is counted the same from both sides."""
+    return torch.cat([torch.cdist(a[i : i + CHUNK].double(), b.double()).float() for i in range(0, len(a), CHUNK)])
 
 
 def knn_distances(features: torch.Tensor, k: int = K) -> torch.Tensor:
-    """[N, k]: each row's distances to its k nearest *other* rows, nearest first."""
+    """[N, k]: each row's distances to its k nearest *other* rows, nearest first (never the whole N x N matrix)."""
     if len(features) <= k:
         raise ValueError(f"nearest-neighbour scores with k={k} need more than {k} images, got {len(features)}")
-    rows = []
-    for i in range(0, len(features), CHUNK):
-        d = _distances(features[i : i + CHUNK], features)
-        rows.append(d.topk(k + 1, dim=1, largest=False).values[:, 1:])  # the first is the row itself, at 0
-    return torch.cat(rows)
+    rows = [_distances(features[i : i + CHUNK], features).topk(k + 1, dim=1, largest=False).values[:, 1:] for i in range(0, len(features), CHUNK)]
+    return torch.cat(rows)  # the first of each row's k + 1 was the row itself, at 0
 
 
 def nearest(queries: torch.Tensor, pool: torch.Tensor, k: int = K) -> tuple[torch.Tensor, torch.Tensor]:
     """(distances [Q, k], indices [Q, k]) of each query's k nearest rows of `pool`, nearest first."""
-    found = [_distances(queries[i : i + CHUNK], pool).topk(k, dim=1, largest=False) for i in range(0, len(queries), CHUNK)]
-    return torch.cat([f.values for f in found]), torch.cat([f.indices for f in found])
+    found = _distances(queries, pool).topk(k, dim=1, largest=False)
+    return found.values, found.indices
 
 
-def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = K) -> dict[str, float]:
-    """Precision, recall, density and coverage of `fake` against `real` features ([N, D] and [M, D])."""
-    real_radii = knn_distances(real, k)[:, -1]  # [N]: each real image's ball
+def scores(real: torch.Tensor, fake: torch.Tensor, k: int = K) -> dict[str, float]:
+    """Precision, recall, density, coverage and the memorisation ratio of `fake` against `real` features
+    ([N, D] and [M, D]), from one generated-to-real distance matrix and each set's k-NN distances."""
+    real_knn = knn_distances(real, k)  # [N, k]: its last column is each real image's ball
     fake_radii = knn_distances(fake, k)[:, -1]  # [M]
-    inside_real = torch.cat([_distances(fake[i : i + CHUNK], real) <= real_radii for i in range(0, len(fake), CHUNK)])  # [M, N]
-    fake_to_real = torch.cat([_distances(real[i : i + CHUNK], fake) for i in range(0, len(real), CHUNK)])  # [N, M]
+    cross = _distances(fake, real)  # [M, N]: generated j to real i
+    inside_real = cross <= real_knn[:, -1]
     return {
         "precision": inside_real.any(dim=1).double().mean().item(),
-        "recall": (fake_to_real <= fake_radii).any(dim=1).double().mean().item(),
+        "recall": (cross <= fake_radii[:, None]).any(dim=0).double().mean().item(),
         "density": inside_real.double().sum().item() / (k * len(fake)),
         "coverage": inside_real.any(dim=0).double().mean().item(),
+        "memorisation_ratio": cross.min(dim=1).values.mean().item() / real_knn[:, 0].mean().item(),
     }
-
-
-def memorisation_ratio(train: torch.Tensor, fake: torch.Tensor) -> float:
-    """Mean distance of each generated image to its nearest training image, over the same among training images."""
-    generated, _ = nearest(fake, train, 1)
-    return generated.mean().item() / knn_distances(train, 1).mean().item()

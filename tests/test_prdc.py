@@ -4,7 +4,17 @@ import pytest
 import torch
 
 from lab.evaluate import manifold_scores
-from lab.prdc import K, knn_distances, memorisation_ratio, nearest, prdc
+from lab.prdc import K, knn_distances, nearest, scores
+
+FOUR = ("precision", "recall", "density", "coverage")
+
+
+def prdc(real: torch.Tensor, fake: torch.Tensor) -> dict:
+    return {k: v for k, v in scores(real, fake).items() if k in FOUR}
+
+
+def memorisation_ratio(train: torch.Tensor, fake: torch.Tensor) -> float:
+    return scores(train, fake)["memorisation_ratio"]
 
 
 def _numpy_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
@@ -25,30 +35,30 @@ def _numpy_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
 def test_matches_a_direct_computation_of_the_definitions():
     g = torch.Generator().manual_seed(0)
     real, fake = torch.randn(60, 8, generator=g), torch.randn(45, 8, generator=g) * 0.8 + 0.5
-    scores, expected = prdc(real, fake), _numpy_prdc(real.double().numpy(), fake.double().numpy(), K)
-    assert scores == pytest.approx(expected, abs=1e-12)
-    assert 0 < scores["precision"] < 1 and 0 < scores["recall"] < 1 and 0 < scores["coverage"] < 1, scores  # a case that tells things apart
+    got, expected = prdc(real, fake), _numpy_prdc(real.double().numpy(), fake.double().numpy(), K)
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert 0 < got["precision"] < 1 and 0 < got["recall"] < 1 and 0 < got["coverage"] < 1, got  # a case that tells things apart
 
 
 def test_identical_sets_score_one():
     real = torch.randn(50, 16, generator=torch.Generator().manual_seed(1))
-    scores = prdc(real, real.clone())
-    assert scores["precision"] == scores["recall"] == scores["coverage"] == 1.0
-    assert scores["density"] == pytest.approx((K + 1) / K)  # every ball holds its centre and its k neighbours
+    got = prdc(real, real.clone())
+    assert got["precision"] == got["recall"] == got["coverage"] == 1.0
+    assert got["density"] == pytest.approx((K + 1) / K)  # every ball holds its centre and its k neighbours
 
 
 def test_a_set_collapsed_onto_one_real_image_is_precise_but_recalls_nothing():
     real = torch.randn(50, 16, generator=torch.Generator().manual_seed(2))
-    scores = prdc(real, real[3].repeat(40, 1))
-    assert scores["precision"] == 1.0
-    assert scores["recall"] == pytest.approx(1 / 50)  # only the copied image lies inside the fakes' (empty) balls
-    assert scores["coverage"] <= (K + 1) / 50  # the copied image and at most the few whose balls reach it
+    got = prdc(real, real[3].repeat(40, 1))
+    assert got["precision"] == 1.0
+    assert got["recall"] == pytest.approx(1 / 50)  # only the copied image lies inside the fakes' (empty) balls
+    assert got["coverage"] <= (K + 1) / 50  # the copied image and at most the few whose balls reach it
 
 
 def test_a_set_far_from_the_real_one_scores_zero():
     g = torch.Generator().manual_seed(3)
-    scores = prdc(torch.randn(50, 16, generator=g), torch.randn(40, 16, generator=g) + 100)
-    assert scores == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    got = prdc(torch.randn(50, 16, generator=g), torch.randn(40, 16, generator=g) + 100)
+    assert got == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
 
 
 def test_more_spread_fakes_move_recall_and_coverage_not_precision_alone():
