@@ -5,6 +5,7 @@ seconds, the Inception pass takes most of the time on a CPU.
 
     python benchmarks/fid_throughput.py [--size 64] [--images 64] [--batches 8 32] [--device auto] [--threads 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ import time
 import torch
 
 from lab.device import resolve_device
-from lab.fid import InceptionFeatures, extract_features
+from lab.evaluation.fid import InceptionFeatures, extract_features
 
 
 def main() -> None:
@@ -28,7 +29,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     extractor = InceptionFeatures().to(device)
-    images = torch.randint(0, 256, (args.images, 3, args.size, args.size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (args.images, 3, args.size, args.size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     print(f"{args.size}px uint8 images -> 299px -> 2048 features on {device} ({torch.get_num_threads()} CPU threads)")
     for batch in args.batches:
         extractor(images[:batch])  # warm-up

@@ -7,6 +7,7 @@ encoding the caption with the run's text encoder.
 
     python benchmarks/generation_latency.py [--run RUN_DIR] [--batches 1 8 64] [--repeats 20] [--threads 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ import time
 import torch
 
 from lab.config import ExperimentConfig
-from lab.models import build_generator
-from lab.pipeline import Pipeline, fixed_noise
+from lab.parts.build import build_generator
+from lab.sample.pipeline import Pipeline, fixed_noise
 
 
 def median_ms(fn, repeats: int) -> float:

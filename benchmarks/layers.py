@@ -10,10 +10,11 @@ Each is one forward + backward at the main job's shapes, and each pair is checke
 
     python benchmarks/layers.py [--batch 32] [--width 32] [--repeats 50]
 """
+
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,9 @@ def compare(name: str, plain: Callable[[], torch.Tensor], fast: Callable[[], tor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--width", type=int, default=32, help="G's and D's width: their 4x4 stages have width * 8 channels")
+    parser.add_argument(
+        "--width", type=int, default=32, help="G's and D's width: their 4x4 stages have width * 8 channels"
+    )
     parser.add_argument("--text", type=int, default=256, help="text projection channels")
     parser.add_argument("--noise", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=50)
@@ -44,7 +47,9 @@ def main() -> None:
     features = torch.randn(args.batch, channels, 4, 4, requires_grad=True)
     text = torch.randn(args.batch, args.text, requires_grad=True)
     tiled = lambda: torch.cat([features, text[:, :, None, None].expand(-1, -1, 4, 4)], dim=1)  # noqa: E731
-    compare("TiledTextConv", lambda: F.conv2d(tiled(), conv.weight, padding=1), lambda: conv(features, text), args.repeats)
+    compare(
+        "TiledTextConv", lambda: F.conv2d(tiled(), conv.weight, padding=1), lambda: conv(features, text), args.repeats
+    )
 
     first = FromVector(args.noise + args.text, channels)
     vector = torch.randn(args.batch, args.noise + args.text, 1, 1, requires_grad=True)

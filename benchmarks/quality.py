@@ -16,6 +16,7 @@ The tutorial, the main job and the variants are checked like `lab sweep` checks
 variants: a run whose settings changed since it was trained is refused, and
 retrained with `--force`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,23 @@ from pathlib import Path
 from tutorial import TutorialDataset, save_as_run, train_tutorial, tutorial_config
 
 from lab import config as config_lib
-from lab import quality
-from lab.captions import load_captions
 from lab.checkpoint import load_checkpoint
-from lab.data import build_dataset, embed_texts, ensure_data, split_items
-from lab.evaluate import EVAL_JSON, evaluate
-from lab.fid import InceptionFeatures, cached_features, extract_features, fid_kid
-from lab.models import load_encoder
-from lab.sweep import collect, read_sweep, reusable, run_variant, sample_grid, sweep, write_leaderboard
+from lab.data.captions import load_captions
+from lab.data.dataset import build_dataset, embed_texts, ensure_data, split_items
+from lab.evaluation import quality
+from lab.evaluation.evaluate import EVAL_JSON, evaluate
+from lab.evaluation.fid import InceptionFeatures, cached_features, extract_features, fid_kid
+from lab.experiments.sweep import collect, read_sweep, reusable, run_variant, sample_grid, sweep, write_leaderboard
+from lab.parts.build import load_encoder
 
-TARGETS = {"petal_colour": 0.97, "centre_colour": 0.90, "petal_shape": 0.85, "petal_count": 0.50, "diversity": 0.5, "fid_vs_reference": 2.0}
+TARGETS = {
+    "petal_colour": 0.97,
+    "centre_colour": 0.90,
+    "petal_shape": 0.85,
+    "petal_count": 0.50,
+    "diversity": 0.5,
+    "fid_vs_reference": 2.0,
+}
 
 
 def run_tutorial(base, out_dir: Path, eval_settings: dict, force: bool) -> None:
@@ -53,7 +61,9 @@ def run_tutorial(base, out_dir: Path, eval_settings: dict, force: bool) -> None:
     print(f"== tutorial == {config.time_limit:g} min of the tutorial's loop", flush=True)
     generator, rate, steps = train_tutorial(config, dataset, encoder.dim, seconds=config.time_limit * 60, warmup=0)
     save_as_run(generator, config, encoder.dim, run_dir, steps)
-    (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": round(steps * config.batch_size / len(dataset), 2), "images_per_s": round(rate, 1)}) + "\n")
+    (run_dir / "metrics.jsonl").write_text(
+        json.dumps({"epoch": round(steps * config.batch_size / len(dataset), 2), "images_per_s": round(rate, 1)}) + "\n"
+    )
     evaluate(run_dir, device=config.device, **eval_settings)
     sample_grid(run_dir, eval_settings["seed"])
 
@@ -77,7 +87,9 @@ def real_floor(base, out_dir: Path, eval_settings: dict) -> float:
     reference, _ = build_dataset(config_lib.apply(base, {"split": "train", "captions": "all"}), load_encoder(base))
     extractor = InceptionFeatures()
     features = cached_features(extractor, reference.images, "train", Path(base.cache_dir), eval_settings["batch_size"])
-    fid = fid_kid(features, extract_features(extractor, real, eval_settings["batch_size"], "Inception features, real drawings"))["fid"]
+    fid = fid_kid(
+        features, extract_features(extractor, real, eval_settings["batch_size"], "Inception features, real drawings")
+    )["fid"]
     path.write_text(json.dumps({"fid": fid, "images": len(real)}))
     return fid
 
@@ -90,15 +102,23 @@ def check_targets(rows: list[dict]) -> None:
     for key, target in TARGETS.items():
         value = main.get(key)
         shown = "-" if value is None else f"{value:.3f}"
-        print(f"  {key:18s} {shown:>7} (target >= {target})  {'ok' if value is not None and value >= target else 'MISSED'}")
+        print(
+            f"  {key:18s} {shown:>7} (target >= {target})  {'ok' if value is not None and value >= target else 'MISSED'}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", default="configs/sweep.toml")
     parser.add_argument("--main", default="configs/quick.toml", help="the README's main job config ('' to skip it)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="sweep variants to run (tutorial and main job always run)")
-    parser.add_argument("--force", action="store_true", help="retrain the tutorial, the main job and sweep variants whose settings changed since their runs")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="sweep variants to run (tutorial and main job always run)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="retrain the tutorial, the main job and sweep variants whose settings changed since their runs",
+    )
     args = parser.parse_args()
 
     out_dir, eval_settings, base, _ = read_sweep(args.sweep)

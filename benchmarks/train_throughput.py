@@ -7,6 +7,7 @@ data path. All loops use the same DCGAN networks, image size, batch and data.
 
     python benchmarks/train_throughput.py [--data DIR] [--images 256] [--steps 6] [--encoder mpnet]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,12 +18,12 @@ from pathlib import Path
 import torch
 from tutorial import TutorialDataset, train_tutorial, tutorial_config
 
-from lab.captions import load_captions
 from lab.config import ExperimentConfig, apply
-from lab.data import embed_texts
-from lab.models import load_encoder
-from lab.synthetic import generate
-from lab.train import Trainer
+from lab.data.captions import load_captions
+from lab.data.dataset import embed_texts
+from lab.data.synthetic import generate
+from lab.parts.build import load_encoder
+from lab.train.trainer import Trainer
 
 
 def lab_loop(config: ExperimentConfig, run_dir: Path, steps: int) -> float:
@@ -57,17 +58,31 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        root = Path(args.data) if args.data else generate(tmp / "flowers", args.images, args.source_size, progress=False)
-        config = apply(ExperimentConfig(), {
-            "data_dir": str(root), "encoder": args.encoder, "image_size": args.image_size, "generator.width": args.width,
-            "discriminator.width": args.width, "batch_size": args.batch_size, "split": "all", "max_images": args.images,
-            "cache_dir": str(tmp / "cache"), "out_dir": str(tmp / "run"),
-        })
+        root = (
+            Path(args.data) if args.data else generate(tmp / "flowers", args.images, args.source_size, progress=False)
+        )
+        config = apply(
+            ExperimentConfig(),
+            {
+                "data_dir": str(root),
+                "encoder": args.encoder,
+                "image_size": args.image_size,
+                "generator.width": args.width,
+                "discriminator.width": args.width,
+                "batch_size": args.batch_size,
+                "split": "all",
+                "max_images": args.images,
+                "cache_dir": str(tmp / "cache"),
+                "out_dir": str(tmp / "run"),
+            },
+        )
         config = tutorial_config(config)
         encoder = load_encoder(config)
         items = load_captions(root).items[: args.images]
         texts = [it.captions[0] for it in items]
-        items = [type(it)(it.image_path, it.captions[:1], it.label) for it in items]  # one caption per image, as `captions = "first"`
+        items = [
+            type(it)(it.image_path, it.captions[:1], it.label) for it in items
+        ]  # one caption per image, as `captions = "first"`
         embeddings = dict(zip(texts, embed_texts(encoder, texts, tmp / "cache", progress=False)))
 
         def tutorial(**kwargs) -> float:
@@ -81,8 +96,10 @@ def main() -> None:
             "lab train": lab_loop(config, tmp / "run", args.steps),
         }
     source = args.data or f"{args.images} synthetic {args.source_size}px JPEGs"
-    print(f"{source} -> {args.image_size}px, batch {args.batch_size}, width {args.width}, "
-          f"encoder {args.encoder}, {args.steps} timed steps, {torch.get_num_threads()} threads")
+    print(
+        f"{source} -> {args.image_size}px, batch {args.batch_size}, width {args.width}, "
+        f"encoder {args.encoder}, {args.steps} timed steps, {torch.get_num_threads()} threads"
+    )
     lab = results["lab train"]
     for name, rate in results.items():
         print(f"{name:36s} {rate:8.1f} images/s   lab speed-up x{lab / rate:.2f}")

@@ -11,6 +11,7 @@ image. Its bugs that would stop it from running at all (a 64px G feeding a
 pairs) on the tutorial's data path, so a speed comparison "at the same
 algorithm" measures only the implementation.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,20 +24,30 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from lab.captions import CaptionedImage
 from lab.checkpoint import save_checkpoint, save_run_config
 from lab.config import ExperimentConfig, apply
+from lab.data.captions import CaptionedImage
 from lab.device import autocast
-from lab.models import build_parts
+from lab.parts.build import build_parts
 
 
 class TutorialDataset(Dataset):
     """One item per caption: PIL decode + resize on every access; the caption encoded per access or looked up."""
 
-    def __init__(self, items: list[CaptionedImage], size: int, embeddings: dict[str, torch.Tensor], encoder=None, wrong_images: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        items: list[CaptionedImage],
+        size: int,
+        embeddings: dict[str, torch.Tensor],
+        encoder=None,
+        wrong_images: bool = False,
+        seed: int = 0,
+    ):
         self.pairs = [(i, text) for i, item in enumerate(items) for text in item.captions]
         self.items, self.embeddings, self.encoder, self.wrong_images = items, embeddings, encoder, wrong_images
-        self.transform = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)])
+        self.transform = transforms.Compose(
+            [transforms.Resize((size, size)), transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)]
+        )
         self.rng = random.Random(seed)
 
     def __len__(self) -> int:
@@ -54,7 +65,9 @@ class TutorialDataset(Dataset):
         return self._image(i), embedding, self._image(other)
 
 
-def tutorial_step(g, d, opt_g, opt_d, real, emb, noise, wrong=None, feature_weight: float = 100.0, l1_weight: float = 50.0) -> None:
+def tutorial_step(
+    g, d, opt_g, opt_d, real, emb, noise, wrong=None, feature_weight: float = 100.0, l1_weight: float = 50.0
+) -> None:
     fake = g(noise, emb)
     real_logits, _ = d(real, emb)
     fake_logits, _ = d(fake.detach(), emb)
@@ -80,9 +93,25 @@ def tutorial_step(g, d, opt_g, opt_d, real, emb, noise, wrong=None, feature_weig
 
 def tutorial_config(config: ExperimentConfig) -> ExperimentConfig:
     """The tutorial's model and optimiser at the config's data, image size, widths and batch: DCGAN, GAN-CLS weights, Adam(0.5, 0.999), 2e-4."""
-    width = {"generator.width": config.generator.options.get("width", 64), "discriminator.width": config.discriminator.options.get("width", 64)}
-    return apply(config, {"generator": "dcgan", "discriminator": "dcgan", "loss": "gan-cls", "augment.policy": "", "ema": 0.0,
-                          "lr": 2e-4, "lr_d": 0.0, "beta1": 0.5, "beta2": 0.999, **width})
+    width = {
+        "generator.width": config.generator.options.get("width", 64),
+        "discriminator.width": config.discriminator.options.get("width", 64),
+    }
+    return apply(
+        config,
+        {
+            "generator": "dcgan",
+            "discriminator": "dcgan",
+            "loss": "gan-cls",
+            "augment.policy": "",
+            "ema": 0.0,
+            "lr": 2e-4,
+            "lr_d": 0.0,
+            "beta1": 0.5,
+            "beta2": 0.999,
+            **width,
+        },
+    )
 
 
 def _wait(device: str) -> None:
@@ -92,8 +121,14 @@ def _wait(device: str) -> None:
 
 
 def train_tutorial(
-    config: ExperimentConfig, dataset: TutorialDataset, text_dim: int, steps: int = 0, seconds: float = 0.0, warmup: int = 1,
-    device: str = "cpu", precision: str = "fp32",
+    config: ExperimentConfig,
+    dataset: TutorialDataset,
+    text_dim: int,
+    steps: int = 0,
+    seconds: float = 0.0,
+    warmup: int = 1,
+    device: str = "cpu",
+    precision: str = "fp32",
 ):
     """Train for `steps` timed steps or `seconds` of training; returns (generator, images/s over the timed steps, steps done).
 
@@ -105,7 +140,13 @@ def train_tutorial(
     g, d = g.to(device), d.to(device)
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
     done, seen, start = 0, 0, time.perf_counter()
     deadline = start + seconds if seconds else float("inf")
     while True:
@@ -115,8 +156,18 @@ def train_tutorial(
                 start, seen = time.perf_counter(), 0
             real, emb, wrong = (None if x is None else x.to(device) for x in (batch + [None])[:3])
             with autocast(precision, device):
-                tutorial_step(g, d, opt_g, opt_d, real, emb, torch.randn(len(real), g.noise_dim).to(device), wrong,
-                              config.loss.options.get("feature_weight", 100.0), config.loss.options.get("l1_weight", 50.0))
+                tutorial_step(
+                    g,
+                    d,
+                    opt_g,
+                    opt_d,
+                    real,
+                    emb,
+                    torch.randn(len(real), g.noise_dim).to(device),
+                    wrong,
+                    config.loss.options.get("feature_weight", 100.0),
+                    config.loss.options.get("l1_weight", 50.0),
+                )
             done += 1
             seen += len(real)
             if (steps and done >= steps + warmup) or time.perf_counter() >= deadline:

@@ -12,18 +12,19 @@ messy: some images have no caption file, some files are empty, some lines are
 blank or absurdly long. A loader must never use such an item silently: it
 skips it and *counts why*, so the user can be told.
 
-Given (already imported from `lab.captions`): `clean_caption(text)` collapses
+Given (already imported from `lab.data.captions`): `clean_caption(text)` collapses
 whitespace and cuts a caption longer than `MAX_CAPTION_CHARS` at a word
 boundary; `detect_layout(root)` returns `(layout, folder)`;
 `CaptionedImage(image_path, captions, label)` and `CaptionSet(items, skipped)`.
 
 Check your work: `lab grade --only ex01`. Reference: `solutions/ex01_captions.py`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from lab.captions import (  # noqa: F401  (given: use them)
+from lab.data.captions import (  # noqa: F401  (given: use them)
     MAX_CAPTION_CHARS,
     CaptionedImage,
     CaptionSet,

@@ -15,18 +15,19 @@ the lab's `TextEncoder` interface (`name`, `dim`, `source`, `encode`). The
 Useful: `sentence_transformers.SentenceTransformer(source, device=device)`,
 its `get_embedding_dimension()` and
 `encode(texts, batch_size=..., convert_to_tensor=True, show_progress_bar=False)`;
-`lab.weights.mpnet_dir()` (where `lab weights mpnet` installs the weights) and
-`lab.weights.load_error(name, source, error)` (a one-line LabError).
+`lab.data.weights.mpnet_dir()` (where `lab weights mpnet` installs the weights) and
+`lab.data.weights.load_error(name, source, error)` (a one-line LabError).
 
 Check your work: `lab grade --only ex02`. Reference: `solutions/ex02_encode.py`.
 """
+
 from __future__ import annotations
 
 import torch
 from sentence_transformers import SentenceTransformer  # noqa: F401  (given: use them)
 
+from lab.data.weights import load_error, mpnet_dir  # noqa: F401  (given: use them)
 from lab.interfaces import TextEncoder
-from lab.weights import load_error, mpnet_dir  # noqa: F401  (given: use them)
 from plugins.sentence_encoders import MPNET_HUB_NAME  # noqa: F401  (for your mpnet factory)
 
 

@@ -24,6 +24,7 @@ a resumed one, draws exactly the same wrong images.
 
 Check your work: `lab grade --only ex03`. Reference: `solutions/ex03_dataset.py`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +37,14 @@ from lab.pixels import to_float  # noqa: F401  (given: use them)
 class FlowersDataset(Dataset):
     """One item per caption: (image, embedding, text, wrong_image) with images in [-1, 1]."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, embeddings: torch.Tensor, texts: list[str], caption_image: torch.Tensor):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        embeddings: torch.Tensor,
+        texts: list[str],
+        caption_image: torch.Tensor,
+    ):
         # TODO: keep the five inputs as attributes of the same names, and
         #  self.generator = torch.Generator().manual_seed(0) for the wrong-image draws.
         raise NotImplementedError("ex03: FlowersDataset.__init__ is not implemented yet")

@@ -28,6 +28,7 @@ Your class plugs into the real trainer without registering anything:
 
 Check your work: `lab grade --only ex04`. Reference: `solutions/ex04_generator.py`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,7 +42,9 @@ from plugins.dcgan import channel_plan, init_weights, text_projection  # noqa: F
 class Generator(GeneratorInterface):
     """noise + projected text -> 1x1 -> 4x4 -> ... -> image_size RGB in [-1, 1]."""
 
-    def __init__(self, text_dim: int = 768, noise_dim: int = 100, text_proj_dim: int = 256, width: int = 64, image_size: int = 64):
+    def __init__(
+        self, text_dim: int = 768, noise_dim: int = 100, text_proj_dim: int = 256, width: int = 64, image_size: int = 64
+    ):
         super().__init__()
         # TODO: store self.text_dim, self.noise_dim, self.image_size; build self.project (the text
         #  projection) and self.net (the ConvTranspose2d stack ending in Tanh); apply init_weights.

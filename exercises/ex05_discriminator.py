@@ -26,6 +26,7 @@ Plugs into the trainer: `lab train --discriminator=exercises.ex05_discriminator:
 
 Check your work: `lab grade --only ex05`. Reference: `solutions/ex05_discriminator.py`.
 """
+
 from __future__ import annotations
 
 import torch

@@ -22,6 +22,7 @@ Plugs into the trainer: `lab train --loss=exercises.ex06_loss:GanClsLoss`.
 
 Check your work: `lab grade --only ex06`. Reference: `solutions/ex06_loss.py`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,7 +36,9 @@ class GanClsLoss(LossRecipe):
         # TODO: keep the two weights.
         raise NotImplementedError("ex06: GanClsLoss.__init__ is not implemented yet")
 
-    def discriminator_loss(self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor) -> LossOutput:
+    def discriminator_loss(
+        self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor
+    ) -> LossOutput:
         # TODO: the three BCE terms, their sum as total, terms d_real / d_wrong / d_fake.
         raise NotImplementedError("ex06: GanClsLoss.discriminator_loss is not implemented yet")
 

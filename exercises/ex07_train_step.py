@@ -27,6 +27,7 @@ Return the losses as plain floats: {"d_loss": D total, "g_loss": G total
 
 Check your work: `lab grade --only ex07`. Reference: `solutions/ex07_train_step.py`.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,7 +11,7 @@ and those pad positions must not change a caption's vector.
    by the number of real tokens (clamp the count to >= 1e-9: an all-padding row
    gives zeros, not NaN).
 2. `DistilBertEncoder`: `transformers.AutoTokenizer` / `AutoModel.from_pretrained(source)`
-   (loading errors -> `raise lab.weights.load_error("distilbert", source, e) from None`),
+   (loading errors -> `raise lab.data.weights.load_error("distilbert", source, e) from None`),
    `self.dim` from `model.config.dim`, `name = "distilbert"`; `encode` tokenizes
    `batch_size` captions at a time (padding=True, truncation=True,
    max_length=self.max_length) and returns float32 CPU [N, dim], without gradients.
@@ -25,13 +25,14 @@ Use it without registering: `lab train --encoder=exercises.ex08_distilbert:disti
 
 Check your work: `lab grade --only ex08`. Reference: `solutions/ex08_distilbert.py`.
 """
+
 from __future__ import annotations
 
 import torch
 from transformers import AutoModel, AutoTokenizer  # noqa: F401  (given: use them)
 
+from lab.data.weights import load_error  # noqa: F401  (given: use them)
 from lab.interfaces import TextEncoder
-from lab.weights import load_error  # noqa: F401  (given: use them)
 from plugins.distilbert import HUB_NAME
 
 

@@ -6,6 +6,7 @@ A run directory holds `config.json` (everything needed to rebuild the models),
 `metrics.jsonl`, `samples/` and `losses.png`. Every file is written to a temp
 name and renamed, so an interruption never leaves a half-written checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,18 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from .config import ExperimentConfig, apply
-from .errors import LabError
-from .files import atomic_save, atomic_write, read_torch, write_json
-from .interfaces import Generator
-from .models import build_generator
+from lab.config import ExperimentConfig, apply
+from lab.errors import LabError
+from lab.files import atomic_save, atomic_write, read_torch, write_json
+from lab.parts.build import build_generator
+from lab.parts.interfaces import Generator
 
-CONFIG, CHECKPOINT, GENERATOR_WEIGHTS, METRICS = "config.json", "checkpoint.pt", "generator.safetensors", "metrics.jsonl"
+CONFIG, CHECKPOINT, GENERATOR_WEIGHTS, METRICS = (
+    "config.json",
+    "checkpoint.pt",
+    "generator.safetensors",
+    "metrics.jsonl",
+)
 
 
 def save_run_config(run_dir: Path, config: ExperimentConfig, text_dim: int) -> None:
@@ -40,7 +46,7 @@ def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, int]:
     except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
         raise LabError(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     if not isinstance(blob, dict) or not isinstance(blob.get("config"), dict) or type(blob.get("text_dim")) is not int:
-        raise LabError(f"{path} must hold {{\"config\": {{...}}, \"text_dim\": N}} as `lab train` writes it")
+        raise LabError(f'{path} must hold {{"config": {{...}}, "text_dim": N}} as `lab train` writes it')
     try:
         return apply(ExperimentConfig(), blob["config"]), blob["text_dim"]
     except LabError as e:
@@ -50,7 +56,9 @@ def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, int]:
 def check_compatible(run_dir: Path, text_dim: int, encoder_dim: int, saved_size: int, image_size: int) -> None:
     """Refuse to mix a checkpoint with an encoder or image size it was not trained for."""
     if text_dim != encoder_dim:
-        raise LabError(f"checkpoint in {run_dir} expects {text_dim}-d text embeddings but the encoder gives {encoder_dim}-d")
+        raise LabError(
+            f"checkpoint in {run_dir} expects {text_dim}-d text embeddings but the encoder gives {encoder_dim}-d"
+        )
     if saved_size != image_size:
         raise LabError(f"checkpoint in {run_dir} was trained at {saved_size}px, not {image_size}px")
 
@@ -58,7 +66,9 @@ def check_compatible(run_dir: Path, text_dim: int, encoder_dim: int, saved_size:
 def save_checkpoint(run_dir: Path, state: dict, generator: torch.nn.Module) -> None:
     atomic_save(state, run_dir / CHECKPOINT)
     weights = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    atomic_write(run_dir / GENERATOR_WEIGHTS, lambda tmp: tmp.write_bytes(save(weights)))  # Python I/O: a full disk is an OSError
+    atomic_write(
+        run_dir / GENERATOR_WEIGHTS, lambda tmp: tmp.write_bytes(save(weights))
+    )  # Python I/O: a full disk is an OSError
 
 
 def load_checkpoint(run_dir: Path) -> dict:
@@ -125,6 +135,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     try:
         state = load_file(str(weights))
     except Exception as e:  # safetensors raises its own error type for truncated or garbage files
-        raise LabError(f"{weights} is damaged ({str(e).splitlines()[0][:120]}); restore a copy or train the run again") from None
+        raise LabError(
+            f"{weights} is damaged ({str(e).splitlines()[0][:120]}); restore a copy or train the run again"
+        ) from None
     load_state_dict(generator, state, str(weights))
     return Run(run_dir, config, text_dim, generator.to(device).eval(), read_metrics(run_dir))

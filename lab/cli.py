@@ -3,6 +3,7 @@ so that `lab quiz` does not pay for importing torch.
 
 User mistakes raise `LabError` and end here as one line on stderr with exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from .config import ExperimentConfig
-from .errors import LabError
-from .grade_report import FORMATS
+from lab.config import ExperimentConfig
+from lab.course.grade_report import FORMATS
+from lab.errors import LabError
 
 
 def _run(target: str):
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML/YAML/JSON experiment config")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run("lab.train:main"), accepts_overrides=True)
+    p.set_defaults(func=_run("lab.train.trainer:main"), accepts_overrides=True)
 
     p = sub.add_parser("generate", help="generate images for captions with a trained run")
     p.add_argument("caption", nargs="*", help="one or more captions")
@@ -49,37 +50,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8, help="images per caption (1-64)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives every run the same noise")
     p.add_argument("--out", default="", help="output grid PNG (default RUN/generated/<caption>-seed<S>.png)")
-    p.add_argument("--out-dir", default="", help="write one PNG per image plus index.json (caption, seed, noise index, file) here")
+    p.add_argument(
+        "--out-dir", default="", help="write one PNG per image plus index.json (caption, seed, noise index, file) here"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--force", action="store_true", help="overwrite existing output")
-    p.set_defaults(func=_run("lab.generate:main"))
+    p.set_defaults(func=_run("lab.sample.generate:main"))
 
-    p = sub.add_parser("eval", help="FID, KID, Inception Score and text-image alignment of a run (writes RUN/eval.json)")
+    p = sub.add_parser(
+        "eval", help="FID, KID, Inception Score and text-image alignment of a run (writes RUN/eval.json)"
+    )
     p.add_argument("--run", required=True, help="run directory written by `lab train`")
     p.add_argument("--n", type=int, default=500, help="generated images (one per drawn caption)")
-    p.add_argument("--split", default="test", choices=["train", "test", "all"], help="real images and captions to compare with")
+    p.add_argument(
+        "--split", default="test", choices=["train", "test", "all"], help="real images and captions to compare with"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", default="run", choices=["run", "fp32", "bf16", "fp16", "auto"], help="render in the run's precision (default) or this one")
-    p.set_defaults(func=_run("lab.evaluate:main"))
+    p.add_argument(
+        "--precision",
+        default="run",
+        choices=["run", "fp32", "bf16", "fp16", "auto"],
+        help="render in the run's precision (default) or this one",
+    )
+    p.set_defaults(func=_run("lab.evaluation.evaluate:main"))
 
-    p = sub.add_parser("sweep", help="train and evaluate a grid of variants with one budget and protocol; writes a leaderboard")
-    p.add_argument("config", help="sweep file: [base] config, [eval] protocol, [variants.NAME] overrides (see configs/sweep.toml)")
-    p.add_argument("--only", nargs="+", metavar="NAME", help="run just these variants (the leaderboard still lists every evaluated one)")
-    p.add_argument("--reference", default="", metavar="NAME", help="variant the FID ratios are taken against (e.g. tutorial)")
-    p.add_argument("--force", action="store_true", help="retrain variants whose settings changed (their old runs are deleted)")
+    p = sub.add_parser(
+        "sweep", help="train and evaluate a grid of variants with one budget and protocol; writes a leaderboard"
+    )
+    p.add_argument(
+        "config", help="sweep file: [base] config, [eval] protocol, [variants.NAME] overrides (see configs/sweep.toml)"
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run just these variants (the leaderboard still lists every evaluated one)",
+    )
+    p.add_argument(
+        "--reference", default="", metavar="NAME", help="variant the FID ratios are taken against (e.g. tutorial)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="retrain variants whose settings changed (their old runs are deleted)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run("lab.sweep:main"))
+    p.set_defaults(func=_run("lab.experiments.sweep:main"))
 
     p = sub.add_parser("compare", help="Gradio page: several runs side by side on the same caption and noise")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `lab train`")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the page to other machines")
     p.add_argument("--port", type=int, default=7860, help="1-65535; checked before any run is loaded")
-    p.set_defaults(func=_run("lab.app:main"))
+    p.set_defaults(func=_run("lab.experiments.app:main"))
 
     p = sub.add_parser("plugins", help="list registered encoders, generators, discriminators, loss recipes")
-    p.set_defaults(func=_run("lab.registry:main"))
+    p.set_defaults(func=_run("lab.parts.registry:main"))
 
     p = sub.add_parser("data", help="download or draw data sets")
     data = p.add_subparsers(dest="data_command", required=True)
@@ -88,24 +113,46 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dest", default="data/flowers", help="folder to download and extract into")
     d.add_argument("--url", default="", help="HTTP mirror of cvpr2016_flowers.zip (default: Google Drive)")
     d.add_argument("--sha256", default="", help="expected sha256 of the archive, checked before extracting")
-    d.set_defaults(func=_run("lab.download:main"))
+    d.set_defaults(func=_run("lab.data.download:main"))
     d = data.add_parser("synthetic", help="draw the offline synthetic flowers set")
     d.add_argument("dest")
     d.add_argument("--n", type=int, default=512)
     d.add_argument("--size", type=int, default=128)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--force", action="store_true", help="draw into a folder that is not empty (same-named files are overwritten)")
-    d.set_defaults(func=_run("lab.synthetic:main"))
+    d.add_argument(
+        "--force", action="store_true", help="draw into a folder that is not empty (same-named files are overwritten)"
+    )
+    d.set_defaults(func=_run("lab.data.synthetic:main"))
 
-    p = sub.add_parser("grade", help="autograde the course exercises (or the reference solutions): score table, exit 1 below full marks")
-    p.add_argument("--target", default="exercises", metavar="DIR", help="folder of exNN_*.py files to grade (default: exercises; solutions: the reference)")
+    p = sub.add_parser(
+        "grade",
+        help="autograde the course exercises (or the reference solutions): score table, exit 1 below full marks",
+    )
+    p.add_argument(
+        "--target",
+        default="exercises",
+        metavar="DIR",
+        help="folder of exNN_*.py files to grade (default: exercises; solutions: the reference)",
+    )
     p.add_argument("--only", default="", metavar="exNN", help="grade one exercise, e.g. ex04")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds one check may take before it fails")
-    p.add_argument("--sandbox", action="store_true", help="for others' code: temp copy of the lab, no network, resource limits")
-    p.add_argument("--format", default="table", choices=FORMATS, help="json: the lab's own; gradescope: results.json; junit: XML for CI and LMS plugins")
-    p.add_argument("--out", default="", metavar="FILE", help="write the --format report here (the table still prints); default: stdout")
+    p.add_argument(
+        "--sandbox", action="store_true", help="for others' code: temp copy of the lab, no network, resource limits"
+    )
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=FORMATS,
+        help="json: the lab's own; gradescope: results.json; junit: XML for CI and LMS plugins",
+    )
+    p.add_argument(
+        "--out",
+        default="",
+        metavar="FILE",
+        help="write the --format report here (the table still prints); default: stdout",
+    )
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.set_defaults(func=_run("lab.grade:main"))
+    p.set_defaults(func=_run("lab.course.grade:main"))
 
     p = sub.add_parser("quiz", help="the course quiz: interactive, or `lab quiz check '1a 2a ...'` to score answers")
     p.add_argument("--lang", choices=["vi", "en"], default="vi", help="question language (default: vi, the original)")
@@ -113,12 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = quiz.add_parser("check", help="score an answer string like '1a 2c 3b' or a file holding one")
     c.add_argument("answers", help="answers as <question><letter> pairs, or a path to a text file with them")
     c.add_argument("--lang", choices=["vi", "en"], default=argparse.SUPPRESS, help="language of the explanations")
-    p.set_defaults(func=_run("lab.quiz:main"))
+    p.set_defaults(func=_run("lab.course.quiz:main"))
 
     p = sub.add_parser("weights", help="install offline encoder weights")
     p.add_argument("name", choices=["mpnet"])
     p.add_argument("--force", action="store_true")
-    p.set_defaults(func=_run("lab.weights:main"))
+    p.set_defaults(func=_run("lab.data.weights:main"))
     return parser
 
 

@@ -15,18 +15,18 @@ On the command line `--generator=dfgan` picks the part and
 `--generator.width=32` sets one of its settings. Everything is checked when
 the config is loaded, before any data is read.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-import tomllib
-
-from .errors import LabError
+from lab.errors import LabError
 
 
 @dataclass
@@ -61,7 +61,9 @@ class ExperimentConfig:
     synthetic_images: int = 512  # size of the synthetic set generated when data_dir is missing
     cache_dir: str = ".cache/t2i-lab"
     augment_photos: str = "auto"  # random crop + mirror of every training image (wrong ones too): "on", "off", "auto" = on unless the data has attributes.json (the synthetic set)
-    crop_scale: float = 1.1875  # crops are cut from images cached at crop_scale x image_size (76 px for 64); 1 = flips only
+    crop_scale: float = (
+        1.1875  # crops are cut from images cached at crop_scale x image_size (76 px for 64); 1 = flips only
+    )
     # parts: registry names (or module:attribute) with their own settings
     encoder: str = "mpnet"
     encoder_path: str = ""  # local weights directory or hub name; "" = the plugin's default
@@ -210,7 +212,9 @@ def apply(config: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
         elif head == "augment":
             table = {setting: value} if setting else value
             if not isinstance(table, dict):
-                raise LabError(f"config key 'augment' expects a table like {{policy = \"translation,cutout\"}}, got {str(value)[:80]!r}")
+                raise LabError(
+                    f"config key 'augment' expects a table like {{policy = \"translation,cutout\"}}, got {str(value)[:80]!r}"
+                )
             fields = get_type_hints(Augment)
             for k, v in table.items():
                 if k not in fields:
@@ -225,10 +229,22 @@ def apply(config: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
         if key in RANGES and not RANGES[key][0](value):
             raise LabError(f"config key '{key}' must be {RANGES[key][1]}, got {value!r}")
     if "augment" in changes:
-        from .augment import check_policy
-
         check_policy(changes["augment"].policy)
     return dataclasses.replace(config, **changes)
+
+
+AUGMENT_POLICIES = ("color", "translation", "cutout")  # DiffAugment's transforms (lab.train.augment draws them)
+
+
+def check_policy(policy: str) -> list[str]:
+    """The DiffAugment policy's transform names, in order; unknown names are one clear error."""
+    names = [p.strip() for p in policy.split(",") if p.strip()]
+    unknown = [p for p in names if p not in AUGMENT_POLICIES]
+    if unknown:
+        raise LabError(
+            f"unknown augment policy {', '.join(map(repr, unknown))}; choose from {', '.join(AUGMENT_POLICIES)}"
+        )
+    return names
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -257,7 +273,9 @@ def read_file(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # parser errors differ per format; all are user mistakes
         raise LabError(f"cannot parse {path}: {' '.join(str(e).split())}") from None
     if not isinstance(values, dict):
-        raise LabError(f"{path} must hold key = value settings, not {'null' if values is None else 'a ' + type(values).__name__}")
+        raise LabError(
+            f"{path} must hold key = value settings, not {'null' if values is None else 'a ' + type(values).__name__}"
+        )
     return values
 
 

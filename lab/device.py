@@ -1,4 +1,5 @@
 """Which torch device a command runs on, and in which precision: checked up front, so a typo is one line, not a CUDA traceback."""
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
@@ -6,12 +7,12 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-from .config import PRECISIONS
-from .errors import LabError
+from lab.config import PRECISIONS
+from lab.errors import LabError
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"; "cpu", "cuda" and "cuda:N" are checked against this machine."""
+    """ "auto" -> "cuda" when a GPU is visible, else "cpu"; "cpu", "cuda" and "cuda:N" are checked against this machine."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -43,7 +44,7 @@ LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """"auto" -> "bf16" on a CUDA GPU with native bf16 (Ampere, Hopper, ...), else "fp32"; "bf16" on a GPU without
+    """ "auto" -> "bf16" on a CUDA GPU with native bf16 (Ampere, Hopper, ...), else "fp32"; "bf16" on a GPU without
     it is a one-line error. bf16 and fp16 autocast also run on a CPU (bf16 fast where the CPU has AVX512-BF16 or AMX)."""
     if precision not in PRECISIONS:
         raise LabError(f"unknown precision '{precision}'; use {', '.join(PRECISIONS)}")

@@ -10,17 +10,19 @@ Caches are only shortcuts, so `load_cache` treats an unreadable or foreign
 cache file as missing: it says so in one line, deletes it, and the caller
 rebuilds it. A damaged cache never gives a traceback or a silently wrong result.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from .errors import LabError
+from lab.errors import LabError
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
@@ -35,7 +37,9 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException as e:  # also Ctrl-C: never leave the temp file behind
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise LabError(f"cannot write {path}: {e.strerror or e} (any previous version of it is unchanged)") from None
+            raise LabError(
+                f"cannot write {path}: {e.strerror or e} (any previous version of it is unchanged)"
+            ) from None
         raise
 
 

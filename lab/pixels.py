@@ -4,6 +4,7 @@ uint8 [0, 255] tensors (the image cache, saved PNGs, FID input), float
 [-1, 1] tensors (what G's tanh produces and D reads) and PIL images (files,
 the app).
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,12 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def from_pil(image: Image.Image) -> torch.Tensor:
     """An RGB PIL image -> uint8 [3, H, W]."""
-    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image.height, image.width, 3).permute(2, 0, 1).clone()
+    return (
+        torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+        .view(image.height, image.width, 3)
+        .permute(2, 0, 1)
+        .clone()
+    )
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

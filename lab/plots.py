@@ -1,4 +1,5 @@
 """Pictures of a run: captioned sample grids and loss curves."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ import matplotlib
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .files import atomic_write
-from .pixels import to_pil
+from lab.files import atomic_write
+from lab.pixels import to_pil
 
 
 def label_font(size: int) -> ImageFont.FreeTypeFont:

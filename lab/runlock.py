@@ -8,16 +8,17 @@ removes it when it ends, also on an error or Ctrl-C. A lock left behind by a
 process that no longer runs (killed, machine crashed) is taken over with a
 one-line note; a lock from another host cannot be checked and is refused.
 """
+
 from __future__ import annotations
 
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from .errors import LabError
+from lab.errors import LabError
 
 LOCK = ".lock"
 
@@ -82,11 +83,15 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
         here = socket.gethostname()
         if owner is not None and (owner[1] != here or _alive(owner[0])):
             where = "" if owner[1] == here else f" on {owner[1]}"
-            raise LabError(f"{run_dir} is in use by process {owner[0]}{where} (another `lab train`?); wait for it, choose another out_dir, or delete {lock} if it is not running")
+            raise LabError(
+                f"{run_dir} is in use by process {owner[0]}{where} (another `lab train`?); wait for it, choose another out_dir, or delete {lock} if it is not running"
+            )
         if owner is not None:
             _take_over(lock, owner)
     else:
-        raise LabError(f"cannot lock {run_dir}: {lock} exists but holds no process id; delete it if no run is using this directory")
+        raise LabError(
+            f"cannot lock {run_dir}: {lock} exists but holds no process id; delete it if no run is using this directory"
+        )
     try:
         yield lock
     finally:

@@ -11,6 +11,7 @@ and trained again) are dropped, so curves never double back.
 TensorBoard is an optional extra: without it the run goes on, after one line
 saying how to install it.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ class TensorBoardLog:
         self.writer = writer
 
     @classmethod
-    def open(cls, run_dir: Path, config: dict, step: int) -> "TensorBoardLog | None":
+    def open(cls, run_dir: Path, config: dict, step: int) -> TensorBoardLog | None:
         """A writer on RUN/tb/ (None, after the install hint, when tensorboard is missing). `step` > 0 on resume."""
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -47,10 +48,14 @@ class TensorBoardLog:
         except ImportError:
             print(INSTALL_HINT, file=sys.stderr)
             return None
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1 if step else None)  # the checkpoint's own step stays
+        writer = SummaryWriter(
+            str(run_dir / "tb"), purge_step=step + 1 if step else None
+        )  # the checkpoint's own step stays
         if not step:
             writer.add_text("config", "```\n" + json.dumps(config, indent=2) + "\n```", 0)
-            for summary in hparams(_hparams(config), {"loss/d_loss": 0.0, "loss/g_loss": 0.0}):  # metric names only: their values are the curves
+            for summary in hparams(
+                _hparams(config), {"loss/d_loss": 0.0, "loss/g_loss": 0.0}
+            ):  # metric names only: their values are the curves
                 writer.file_writer.add_summary(summary)
         return cls(writer)
 

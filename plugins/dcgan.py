@@ -13,6 +13,7 @@ with a gradient penalty wants: a penalty per sample is meaningless when samples
 share batch statistics), `joint` and `projection` (two ways to judge whether
 image and text match) and `blur` (every image seen through a low-pass).
 """
+
 from __future__ import annotations
 
 import math
@@ -92,7 +93,9 @@ class Blur(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         k = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (k[:, None] * k[None] / 16).expand(channels, 1, 3, 3).contiguous(), persistent=False)
+        self.register_buffer(
+            "kernel", (k[:, None] * k[None] / 16).expand(channels, 1, 3, 3).contiguous(), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel, groups=x.shape[1])
@@ -171,7 +174,9 @@ class DCGANGenerator(Generator):
         super().__init__()
         plan = channel_plan(width, image_size)
         if not 0 <= blur <= len(plan):
-            raise LabError(f"generator blur must be between 0 and {len(plan)} (the number of upsamplings to {image_size} px), got {blur}")
+            raise LabError(
+                f"generator blur must be between 0 and {len(plan)} (the number of upsamplings to {image_size} px), got {blur}"
+            )
         self.text_dim, self.noise_dim, self.image_size = text_dim, noise_dim, image_size
         self.project = text_conditioning(text_dim, text_proj_dim, cond_aug, kl_weight)
         layers: list[nn.Module] = [
@@ -181,7 +186,12 @@ class DCGANGenerator(Generator):
         ]
         for i, (c_in, c_out) in enumerate(zip(plan, plan[1:])):  # upsampling i + 1 of len(plan)
             low_pass = [Blur(c_out)] if i + 1 > len(plan) - blur else []
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), *low_pass, nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                *low_pass,
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(True),
+            ]
         layers += [nn.ConvTranspose2d(plan[-1], 3, 4, 2, 1, bias=False), *([Blur(3)] if blur else []), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         # With `skip` (StyleGAN2's skip generator), every stage also paints RGB through a 1x1 conv, and the
@@ -210,7 +220,13 @@ class DCGANDiscriminator(Discriminator):
     """Strided convs to 4x4 image features, text projection tiled over 4x4, concat, 4x4 conv -> 1 logit."""
 
     def __init__(
-        self, text_dim: int = 768, text_proj_dim: int = 256, width: int = 64, image_size: int = 64, norm: str = "batch", joint: bool = False,
+        self,
+        text_dim: int = 768,
+        text_proj_dim: int = 256,
+        width: int = 64,
+        image_size: int = 64,
+        norm: str = "batch",
+        joint: bool = False,
         projection: bool = False,
         blur: bool = False,
     ):
@@ -222,7 +238,11 @@ class DCGANDiscriminator(Discriminator):
         batch_norm = norm == "batch"
         layers: list[nn.Module] = [nn.Conv2d(3, plan[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         for c_in, c_out in zip(plan, plan[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batch_norm), *([nn.BatchNorm2d(c_out)] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batch_norm),
+                *([nn.BatchNorm2d(c_out)] if batch_norm else []),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
         self.image_net = nn.Sequential(*layers)
         self.project = text_projection(text_dim, text_proj_dim, norm=batch_norm)
         # With `joint`, a 3x3 conv + LeakyReLU mixes image and text before the head (as in Reed et al.'s D);
@@ -231,7 +251,11 @@ class DCGANDiscriminator(Discriminator):
         self.joint: nn.Sequential | None = None
         head_in = plan[-1] + text_proj_dim
         if joint:
-            self.joint = nn.Sequential(TiledTextConv(plan[-1], text_proj_dim, plan[-1], bias=not batch_norm), *([nn.BatchNorm2d(plan[-1])] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
+            self.joint = nn.Sequential(
+                TiledTextConv(plan[-1], text_proj_dim, plan[-1], bias=not batch_norm),
+                *([nn.BatchNorm2d(plan[-1])] if batch_norm else []),
+                nn.LeakyReLU(0.2, inplace=True),
+            )
             head_in = plan[-1]
         self.head = nn.Conv2d(head_in, 1, 4, 1, 0, bias=False)
         # With `projection`, the logit also gets <W e, sum of image features> (Miyato & Koyama 2018):
@@ -244,13 +268,19 @@ class DCGANDiscriminator(Discriminator):
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image.shape[-1] != self.image_size or image.shape[-2] != self.image_size:
-            raise LabError(f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}")
+            raise LabError(
+                f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}"
+            )
         features = self.image_net(self.low_pass(image))
         text = self.project(text_embedding)
         if self.joint is not None:
-            logits = self.head(self.joint[1:](self.joint[0](features, text))).flatten()  # the conv takes the text beside the map
+            logits = self.head(
+                self.joint[1:](self.joint[0](features, text))
+            ).flatten()  # the conv takes the text beside the map
         else:
-            logits = self.head(torch.cat([features, text[:, :, None, None].expand(-1, -1, *features.shape[-2:])], dim=1)).flatten()
+            logits = self.head(
+                torch.cat([features, text[:, :, None, None].expand(-1, -1, *features.shape[-2:])], dim=1)
+            ).flatten()
         if self.text_match is not None:
             logits = logits + (self.text_match(text_embedding) * features.sum((2, 3))).sum(1)
         return logits, features
@@ -259,7 +289,9 @@ class DCGANDiscriminator(Discriminator):
         """Cosine of every image's summed features with every caption's projection (`W e`, the
         projection term's map): scale-free, so a matching loss on it shapes directions, not the logit."""
         if self.text_match is None:
-            raise LabError("scoring every image-caption pairing needs the discriminator's projection head: set projection = true in [discriminator]")
+            raise LabError(
+                "scoring every image-caption pairing needs the discriminator's projection head: set projection = true in [discriminator]"
+            )
         images = F.normalize(features.sum((2, 3)), dim=1)
         return images @ F.normalize(self.text_match(text_embedding), dim=1).T
 

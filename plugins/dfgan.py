@@ -9,6 +9,7 @@ alike. No BatchNorm: the affine transforms take its place.
 Channels: `width * [8, 8, 4, 2, 1]`-style, one block per doubling from 4x4 to
 `image_size`; 3x3 convolutions, a residual shortcut in each block.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,9 @@ class FusionBlock(nn.Module):
 
     def __init__(self, cond_dim: int, c_in: int, c_out: int):
         super().__init__()
-        self.affines = nn.ModuleList([Affine(cond_dim, c_in), Affine(cond_dim, c_in), Affine(cond_dim, c_out), Affine(cond_dim, c_out)])
+        self.affines = nn.ModuleList(
+            [Affine(cond_dim, c_in), Affine(cond_dim, c_in), Affine(cond_dim, c_out), Affine(cond_dim, c_out)]
+        )
         self.conv1, self.conv2 = nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 

@@ -5,13 +5,14 @@ sentence-BERT) is the simplest sound way to get one vector per caption.
 Loads `distilbert-base-uncased` from the hub, or any local folder saved with
 `save_pretrained`.
 """
+
 from __future__ import annotations
 
 import torch
 
+from lab.data.weights import load_error
 from lab.interfaces import TextEncoder
 from lab.registry import ENCODERS
-from lab.weights import load_error
 
 HUB_NAME = "distilbert-base-uncased"
 
@@ -40,7 +41,11 @@ class DistilBertEncoder(TextEncoder):
         chunks = []
         for i in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(
-                list(texts[i : i + self.batch_size]), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                list(texts[i : i + self.batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
             ).to(self.device)
             hidden = self.model(**batch).last_hidden_state
             chunks.append(mean_pool(hidden, batch["attention_mask"]).float().cpu())

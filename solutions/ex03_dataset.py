@@ -1,8 +1,9 @@
-"""Solution to exercise 3: the lab's dataset, `lab/data.py` (`FlowersDataset`).
+"""Solution to exercise 3: the lab's dataset, `lab/data/dataset.py` (`FlowersDataset`).
 
 See `wrong_indices` there for how a mismatched image is drawn, and
 `__getitems__` for the batch the trainer consumes.
 """
-from lab.data import FlowersDataset
+
+from lab.data.dataset import FlowersDataset
 
 __all__ = ["FlowersDataset"]

@@ -3,6 +3,7 @@
 `lab train --generator=solutions.ex04_generator:Generator` trains exactly the
 same model as `--generator=dcgan`.
 """
+
 from plugins.dcgan import DCGANGenerator as Generator
 
 __all__ = ["Generator"]

@@ -3,6 +3,7 @@
 `lab train --discriminator=solutions.ex05_discriminator:Discriminator` trains
 exactly the same model as `--discriminator=dcgan`.
 """
+
 from plugins.dcgan import DCGANDiscriminator as Discriminator
 
 __all__ = ["Discriminator"]

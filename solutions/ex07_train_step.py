@@ -1,4 +1,4 @@
-"""Solution to exercise 7: the lab's training step, `lab/train.py` (`train_step`), with the terms read as floats.
+"""Solution to exercise 7: the lab's training step, `lab/train/trainer.py` (`train_step`), with the terms read as floats.
 
 The lab's step leaves the terms on the device (its trainer reads them back
 every `sync_every` steps, since each read makes the host wait for the GPU);
@@ -9,10 +9,11 @@ annotations`), so the signatures compare equal. This file imports no name
 with `from`, except the lab's step: `lab grade` refuses student files that
 import any name a solution imports that way.
 """
+
 import torch
 
 import lab.interfaces
-from lab.train import train_step as lab_train_step
+from lab.train.trainer import train_step as lab_train_step
 
 __all__ = ["train_step"]
 LossRecipe = lab.interfaces.LossRecipe
@@ -28,4 +29,6 @@ def train_step(
     noise: "torch.Tensor",
 ) -> "dict[str, float]":
     """One D update then one G update; returns the loss terms as floats."""
-    return {k: float(v) for k, v in lab_train_step(generator, discriminator, recipe, opt_g, opt_d, batch, noise).items()}
+    return {
+        k: float(v) for k, v in lab_train_step(generator, discriminator, recipe, opt_g, opt_d, batch, noise).items()
+    }

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny synthetic flowers set, the real offline MiniLM encoder, tiny configs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lab.config import ExperimentConfig, apply
-from lab.synthetic import generate
+from lab.data.synthetic import generate
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +17,7 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm():
-    from lab.registry import ENCODERS
+    from lab.parts.registry import ENCODERS
 
     return ENCODERS.create("minilm")
 
@@ -27,8 +28,16 @@ def tiny_config(tmp_path, synthetic_root):
 
     def make(**overrides) -> ExperimentConfig:
         base = {
-            "data_dir": str(synthetic_root), "encoder": "minilm", "generator.width": 8, "discriminator.width": 8, "batch_size": 8,
-            "epochs": 2, "split": "all", "cache_dir": str(tmp_path / "cache"), "out_dir": str(tmp_path / "run"), "threads": 1,
+            "data_dir": str(synthetic_root),
+            "encoder": "minilm",
+            "generator.width": 8,
+            "discriminator.width": 8,
+            "batch_size": 8,
+            "epochs": 2,
+            "split": "all",
+            "cache_dir": str(tmp_path / "cache"),
+            "out_dir": str(tmp_path / "run"),
+            "threads": 1,
         }
         return apply(ExperimentConfig(), {**base, **overrides})
 

@@ -1,4 +1,5 @@
 """Helpers the test files share (fixtures live in conftest.py; plain functions live here)."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.synthetic import draw_flower, random_attributes
+from lab.data.synthetic import draw_flower, random_attributes
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = {"trainclasses.txt": [1, 2, 3], "valclasses.txt": [4], "testclasses.txt": [5, 6]}
@@ -31,7 +32,9 @@ def flowers_archive(root: Path, classes: dict[str, list[int]] = CLASSES, size: i
             image = draw_flower(random_attributes(rng), size, rng)
             image = image.convert("L") if number == 1 else image.convert("CMYK") if number == 2 else image
             image.save(folder / "jpg" / f"{name}.jpg")
-            (text_dir / f"{name}.txt").write_text("".join(f"flower {number} of class {cls}, caption {k}\n" for k in range(10)))
+            (text_dir / f"{name}.txt").write_text(
+                "".join(f"flower {number} of class {cls}, caption {k}\n" for k in range(10))
+            )
             (text_dir / f"{name}.h5").write_bytes(b"\x89HDF")
             (text_dir / f"{name}.t7").write_bytes(b"\x00")
     for file, listed in classes.items():
@@ -39,9 +42,15 @@ def flowers_archive(root: Path, classes: dict[str, list[int]] = CLASSES, size: i
     return folder
 
 
-def run_lab(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_lab(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run the `lab` CLI in a subprocess, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, cwd=cwd or ROOT,
-        env={**os.environ, **(env or {})}, timeout=timeout,
+        [sys.executable, "-m", "lab.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
     )

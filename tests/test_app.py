@@ -1,4 +1,5 @@
 """The comparison page: labels, the /generate endpoint through gradio_client, and the page in headless Chromium."""
+
 import os
 import shutil
 from pathlib import Path
@@ -10,12 +11,15 @@ import torch
 from gradio_client import Client
 from PIL import Image
 
-from lab.app import MAX_IMAGES, build_demo
 from lab.config import ExperimentConfig, apply
-from lab.evaluate import evaluate
-from lab.train import train
+from lab.evaluation.evaluate import evaluate
+from lab.experiments.app import MAX_IMAGES, build_demo
+from lab.train.trainer import train
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM, CHROMEDRIVER = (
+    shutil.which("chromium") or "/usr/bin/chromium",
+    shutil.which("chromedriver") or "/usr/bin/chromedriver",
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +29,20 @@ def runs(tmp_path_factory, synthetic_root):
     folder = tmp_path_factory.mktemp("app-runs")
     made = []
     for name, width, seed in (("narrow", 8, 0), ("wide", 16, 1)):
-        config = apply(ExperimentConfig(), dict(
-            data_dir=str(synthetic_root), encoder="minilm", seed=seed, **{"generator.width": width, "discriminator.width": width}, batch_size=8, epochs=1,
-            cache_dir=str(folder / "cache"), out_dir=str(folder / name), threads=1,
-        ))
+        config = apply(
+            ExperimentConfig(),
+            dict(
+                data_dir=str(synthetic_root),
+                encoder="minilm",
+                seed=seed,
+                **{"generator.width": width, "discriminator.width": width},
+                batch_size=8,
+                epochs=1,
+                cache_dir=str(folder / "cache"),
+                out_dir=str(folder / name),
+                threads=1,
+            ),
+        )
         made.append(train(config, progress=False))
     evaluate(made[0], n=6, batch_size=6, device="cpu", matcher_steps=10, progress=False)
     torch.set_num_threads(threads)
@@ -52,8 +66,19 @@ def test_columns_say_what_each_run_is_and_how_it_scored(page, runs):
     narrow = next(t for t in texts if t.startswith("### narrow\n"))
     wide = next(t for t in texts if t.startswith("### wide\n"))
     for label, width in ((narrow, 8), (wide, 16)):
-        assert "encoder **minilm**" in label and f"(width {width})" in label and "loss **gan-cls**" in label and "**1** epoch(s)" in label
-    assert "FID:" in narrow and "KID:" in narrow and "R-precision" in narrow and "precision / recall (k=5):" in narrow and "memorisation ratio:" in narrow
+        assert (
+            "encoder **minilm**" in label
+            and f"(width {width})" in label
+            and "loss **gan-cls**" in label
+            and "**1** epoch(s)" in label
+        )
+    assert (
+        "FID:" in narrow
+        and "KID:" in narrow
+        and "R-precision" in narrow
+        and "precision / recall (k=5):" in narrow
+        and "memorisation ratio:" in narrow
+    )
     assert "no scores yet" in wide and "FID" not in wide
 
 
@@ -64,12 +89,18 @@ def test_generate_endpoint_gives_each_run_the_same_noise(page):
     assert len(narrow) == len(wide) == 2
     assert _pixels(narrow[0]).shape == (64, 64, 3)
     again_narrow, _ = client.predict(caption, 3, 2, api_name="/generate")
-    assert all(np.array_equal(_pixels(a), _pixels(b)) for a, b in zip(narrow, again_narrow)), "same seed must give the same images"
+    assert all(np.array_equal(_pixels(a), _pixels(b)) for a, b in zip(narrow, again_narrow)), (
+        "same seed must give the same images"
+    )
     assert not np.array_equal(_pixels(narrow[0]), _pixels(wide[0])), "two different runs drew identical images"
     other_seed, _ = client.predict(caption, 4, 2, api_name="/generate")
     assert not np.array_equal(_pixels(narrow[0]), _pixels(other_seed[0]))
 
-    for args, message in (((caption * 10, 0, 1), "the limit is 300"), (("   ", 0, 1), "caption is empty"), ((caption, 0, MAX_IMAGES + 1), "maximum")):
+    for args, message in (
+        ((caption * 10, 0, 1), "the limit is 300"),
+        (("   ", 0, 1), "caption is empty"),
+        ((caption, 0, MAX_IMAGES + 1), "maximum"),
+    ):
         with pytest.raises(Exception, match=message):
             client.predict(*args, api_name="/generate")
 
@@ -81,34 +112,47 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 
 def test_interpolate_endpoint_walks_from_one_caption_to_the_other_with_one_noise(page):
     client = Client(page.local_url, verbose=False)
-    start, end = "this flower has five round red petals and a yellow center.", "this flower has eight pointed blue petals and a black center."
+    start, end = (
+        "this flower has five round red petals and a yellow center.",
+        "this flower has eight pointed blue petals and a black center.",
+    )
     strips = client.predict(start, end, 5, 7, api_name="/interpolate")
     assert len(strips) == 2 and all(len(strip) == 5 for strip in strips)
     assert [item["caption"] for item in strips[0]] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
-    for strip, (first, last) in zip(strips, zip(*[client.predict(c, 7, 1, api_name="/generate") for c in (start, end)])):
+    for strip, (first, last) in zip(
+        strips, zip(*[client.predict(c, 7, 1, api_name="/generate") for c in (start, end)])
+    ):
         frames = [_pixels(item) for item in strip]
-        assert _close(frames[0], _pixels(first[0])) and _close(frames[-1], _pixels(last[0])), "the ends must be the two captions, with the seed's noise"
+        assert _close(frames[0], _pixels(first[0])) and _close(frames[-1], _pixels(last[0])), (
+            "the ends must be the two captions, with the seed's noise"
+        )
     for args, message in (((start, end, 1, 0), "minimum|from 2"), ((start, "  ", 3, 0), "caption is empty")):
         with pytest.raises(Exception, match=message):
             client.predict(*args, api_name="/interpolate")
 
 
 def test_interpolation_renders_the_spherical_path_with_one_noise(runs):
-    from lab.pipeline import Pipeline, fixed_noise, slerp
+    from lab.sample.pipeline import Pipeline, fixed_noise, slerp
 
     pipe = Pipeline.from_run(runs[0])
     start, end = "a red flower with round petals.", "a blue flower with pointed petals."
     walk = pipe.interpolate(start, end, 5, 7)
     a, b = pipe.encoder.encode([start, end])
-    assert torch.allclose(a.norm(), torch.tensor(1.0), atol=1e-3), "MiniLM's vectors are unit length: the walk must be spherical"
-    expected = pipe.render(fixed_noise(1, pipe.generator.noise_dim, 7).repeat(5, 1), slerp(a, b, torch.linspace(0, 1, 5).unsqueeze(1)))
+    assert torch.allclose(a.norm(), torch.tensor(1.0), atol=1e-3), (
+        "MiniLM's vectors are unit length: the walk must be spherical"
+    )
+    expected = pipe.render(
+        fixed_noise(1, pipe.generator.noise_dim, 7).repeat(5, 1), slerp(a, b, torch.linspace(0, 1, 5).unsqueeze(1))
+    )
     torch.testing.assert_close(walk, expected)
     torch.testing.assert_close(walk[0], pipe([start], 1, 7)[0], atol=1e-5, rtol=0)
-    assert not torch.equal(walk[2], walk[0]) and not torch.equal(walk[2], walk[4]), "the middle must differ from both ends"
+    assert not torch.equal(walk[2], walk[0]) and not torch.equal(walk[2], walk[4]), (
+        "the middle must differ from both ends"
+    )
 
 
 def test_slerp_stays_on_the_unit_sphere_and_ends_where_it_should():
-    from lab.pipeline import slerp
+    from lab.sample.pipeline import slerp
 
     a, b = torch.nn.functional.normalize(torch.randn(2, 32, generator=torch.Generator().manual_seed(0)), dim=1)
     path = slerp(a, b, torch.linspace(0, 1, 7).unsqueeze(1))
@@ -122,19 +166,24 @@ def test_swap_endpoint_draws_both_captions_from_the_same_noise_with_their_differ
     caption = "this flower has five round Red petals and a yellow center."
     columns = client.predict(caption, "red", "blue", 3, api_name="/swap")
     assert len(columns) == 2
-    for column, before, after in zip(columns, *[client.predict(c, 3, 1, api_name="/generate") for c in (caption, caption.replace("Red", "blue"))]):
+    for column, before, after in zip(
+        columns, *[client.predict(c, 3, 1, api_name="/generate") for c in (caption, caption.replace("Red", "blue"))]
+    ):
         assert [item["caption"] for item in column] == [caption, caption.replace("Red", "blue"), "difference (x2)"]
         old, new, diff = (_pixels(item) for item in column)
         assert np.array_equal(old, _pixels(before[0])) and np.array_equal(new, _pixels(after[0]))
         changed = np.abs(old.astype(int) - new.astype(int)).max(axis=2)
         assert np.all(diff.max(axis=2)[changed == 0] <= 1), "black where nothing changed"
-    for args, message in (((caption, "green", "blue", 0), "has no word 'green'"), ((caption, "red", " ", 0), "word to change")):
+    for args, message in (
+        ((caption, "green", "blue", 0), "has no word 'green'"),
+        ((caption, "red", " ", 0), "word to change"),
+    ):
         with pytest.raises(Exception, match=message):
             client.predict(*args, api_name="/swap")
 
 
 def test_difference_is_black_where_nothing_changed_and_bright_where_it_did():
-    from lab.app import difference
+    from lab.experiments.app import difference
 
     before = torch.zeros(3, 8, 8)
     after = before.clone()
@@ -154,7 +203,14 @@ def test_page_shows_generated_images_in_headless_chromium(page, tmp_path):
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a driver
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage", "--window-size=1400,1200"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1200",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     images = "return Array.from(document.querySelectorAll('.run-gallery img')).map(i => [i.closest('.run-gallery').id, i.naturalWidth])"
@@ -169,7 +225,9 @@ def test_page_shows_generated_images_in_headless_chromium(page, tmp_path):
         next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text == "Interpolate").click()
         WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "interpolate").is_displayed())
         driver.find_element(By.ID, "interpolate").click()
-        strips = "return Array.from(document.querySelectorAll('.walk-gallery img')).filter(i => i.naturalWidth > 0).length"
+        strips = (
+            "return Array.from(document.querySelectorAll('.walk-gallery img')).filter(i => i.naturalWidth > 0).length"
+        )
         WebDriverWait(driver, 60).until(lambda d: d.execute_script(strips) >= 12)  # 6 steps x 2 runs
     finally:
         driver.quit()

@@ -1,5 +1,6 @@
 """Bad input never gives a traceback or loses data (issue 8): one-line LabErrors naming the file or
 key, corrupt caches rebuilt with a note, nothing already on disk overwritten or left half-written."""
+
 from __future__ import annotations
 
 import errno
@@ -21,8 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-import lab.download as download
-from lab.captions import load_captions
+import lab.data.download as download
 from lab.checkpoint import (
     CHECKPOINT,
     CONFIG,
@@ -32,17 +32,21 @@ from lab.checkpoint import (
     read_run_config,
 )
 from lab.config import read_file
-from lab.data import decode_image, embed_texts, load_images
+from lab.course.quiz import parse_answers, read_answers
+from lab.data.captions import load_captions
+from lab.data.dataset import decode_image, embed_texts, load_images
+from lab.data.synthetic import generate
 from lab.errors import LabError
 from lab.files import atomic_save, atomic_write, load_cache
-from lab.quiz import parse_answers, read_answers
 from lab.runlock import run_lock
-from lab.synthetic import generate
 from tests.helpers import ROOT, run_lab
 
 # --- files that must be refused in one line naming them ------------------------------------------
 
-def _run_dir(tmp_path: Path, config_bytes: bytes | None = None, checkpoint: bytes | None = None, weights: bytes | None = None) -> Path:
+
+def _run_dir(
+    tmp_path: Path, config_bytes: bytes | None = None, checkpoint: bytes | None = None, weights: bytes | None = None
+) -> Path:
     run = tmp_path / "run"
     run.mkdir()
     good = json.dumps({"config": {"generator": {"name": "dcgan", "width": 8}}, "text_dim": 384}).encode()
@@ -72,24 +76,72 @@ def _config_file(name: str, data: bytes):
 
 BAD_FILES = {
     # config files given with --config
-    "config yaml list": (_config_file("c.yaml", b"- epochs: 3\n"), read_file, r"c\.yaml must hold key = value settings, not a list"),
-    "config json list": (_config_file("c.json", b"[1, 2]"), read_file, r"c\.json must hold key = value settings, not a list"),
-    "config json null": (_config_file("c.json", b"null"), read_file, r"c\.json must hold key = value settings, not null"),
+    "config yaml list": (
+        _config_file("c.yaml", b"- epochs: 3\n"),
+        read_file,
+        r"c\.yaml must hold key = value settings, not a list",
+    ),
+    "config json list": (
+        _config_file("c.json", b"[1, 2]"),
+        read_file,
+        r"c\.json must hold key = value settings, not a list",
+    ),
+    "config json null": (
+        _config_file("c.json", b"null"),
+        read_file,
+        r"c\.json must hold key = value settings, not null",
+    ),
     "config number": (_config_file("c.yaml", b"42\n"), read_file, r"c\.yaml must hold key = value settings, not a int"),
     "config binary": (_config_file("c.toml", bytes(range(256))), read_file, r"c\.toml is not UTF-8 text"),
-    "config utf-16": (_config_file("c.toml", "epochs = 3\n".encode("utf-16")), read_file, r"c\.toml is not UTF-8 text .*UTF-16"),
+    "config utf-16": (
+        _config_file("c.toml", "epochs = 3\n".encode("utf-16")),
+        read_file,
+        r"c\.toml is not UTF-8 text .*UTF-16",
+    ),
     "config broken toml": (_config_file("c.toml", b"epochs = = 3\n"), read_file, r"cannot parse .*c\.toml: "),
     # a run's config.json
-    "run config not json": (lambda t: _run_dir(t, b'{"config": {'), read_run_config, r"run/config\.json is damaged \(JSONDecodeError"),
+    "run config not json": (
+        lambda t: _run_dir(t, b'{"config": {'),
+        read_run_config,
+        r"run/config\.json is damaged \(JSONDecodeError",
+    ),
     "run config a list": (lambda t: _run_dir(t, b"[]"), read_run_config, r"run/config\.json must hold"),
-    "run config bad key": (lambda t: _run_dir(t, b'{"config": {"widht": 8}, "text_dim": 384}'), read_run_config, r"run/config\.json: unknown config key 'widht'"),
-    "run config utf-16": (lambda t: _run_dir(t, '{"config": {}, "text_dim": 3}'.encode("utf-16")[:7]), read_run_config, r"run/config\.json is damaged"),
+    "run config bad key": (
+        lambda t: _run_dir(t, b'{"config": {"widht": 8}, "text_dim": 384}'),
+        read_run_config,
+        r"run/config\.json: unknown config key 'widht'",
+    ),
+    "run config utf-16": (
+        lambda t: _run_dir(t, '{"config": {}, "text_dim": 3}'.encode("utf-16")[:7]),
+        read_run_config,
+        r"run/config\.json is damaged",
+    ),
     # checkpoints and generator weights
-    "checkpoint empty": (lambda t: _run_dir(t, checkpoint=b""), load_checkpoint, r"run/checkpoint\.pt is not a readable checkpoint \(EOFError\); restore a copy"),
-    "checkpoint garbage": (lambda t: _run_dir(t, checkpoint=b"garbage" * 100), load_checkpoint, r"run/checkpoint\.pt is not a readable checkpoint"),
-    "checkpoint truncated": (lambda t: _run_dir(t, checkpoint=_torch_bytes({"g": torch.ones(1000)})[:900]), load_checkpoint, r"run/checkpoint\.pt is not a readable checkpoint"),
-    "checkpoint not a dict": (lambda t: _run_dir(t, checkpoint=_torch_bytes([1, 2])), load_checkpoint, r"run/checkpoint\.pt is not a `lab train` checkpoint \(holds a list"),
-    "generator weights garbage": (lambda t: _run_dir(t, weights=b"\x08" + b"\0" * 20), load_run, r"run/generator\.safetensors is damaged"),
+    "checkpoint empty": (
+        lambda t: _run_dir(t, checkpoint=b""),
+        load_checkpoint,
+        r"run/checkpoint\.pt is not a readable checkpoint \(EOFError\); restore a copy",
+    ),
+    "checkpoint garbage": (
+        lambda t: _run_dir(t, checkpoint=b"garbage" * 100),
+        load_checkpoint,
+        r"run/checkpoint\.pt is not a readable checkpoint",
+    ),
+    "checkpoint truncated": (
+        lambda t: _run_dir(t, checkpoint=_torch_bytes({"g": torch.ones(1000)})[:900]),
+        load_checkpoint,
+        r"run/checkpoint\.pt is not a readable checkpoint",
+    ),
+    "checkpoint not a dict": (
+        lambda t: _run_dir(t, checkpoint=_torch_bytes([1, 2])),
+        load_checkpoint,
+        r"run/checkpoint\.pt is not a `lab train` checkpoint \(holds a list",
+    ),
+    "generator weights garbage": (
+        lambda t: _run_dir(t, weights=b"\x08" + b"\0" * 20),
+        load_run,
+        r"run/generator\.safetensors is damaged",
+    ),
 }
 
 
@@ -110,13 +162,16 @@ def test_yaml_config_that_is_empty_or_null_means_no_settings(tmp_path):
 def test_metrics_line_cut_short_is_left_out_with_a_note(tmp_path, capsys):
     from lab.checkpoint import METRICS, read_metrics
 
-    (tmp_path / METRICS).write_bytes(b'{"epoch": 1, "d_loss": 1.5}\n[2]\n{"epoch": "2"}\n{"epoch": 8.15, "images_per_s": 125.1}\n{"epoch": 2, "d_lo')
+    (tmp_path / METRICS).write_bytes(
+        b'{"epoch": 1, "d_loss": 1.5}\n[2]\n{"epoch": "2"}\n{"epoch": 8.15, "images_per_s": 125.1}\n{"epoch": 2, "d_lo'
+    )
     # a fractional epoch is a time-limited outside loop's (the benchmark's tutorial), and is kept
     assert read_metrics(tmp_path) == [{"epoch": 1, "d_loss": 1.5}, {"epoch": 8.15, "images_per_s": 125.1}]
     assert capsys.readouterr().err == f"note: {tmp_path / METRICS}: left out 3 line(s) that are not epoch records\n"
 
 
 # --- writes: disk full never leaves a temp file or a broken target --------------------------------
+
 
 def test_disk_full_keeps_the_old_file_and_removes_the_temp(tmp_path):
     target = tmp_path / "checkpoint.pt"
@@ -126,7 +181,9 @@ def test_disk_full_keeps_the_old_file_and_removes_the_temp(tmp_path):
         tmp.write_bytes(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(LabError, match=r"cannot write .*checkpoint\.pt: No space left on device \(any previous version"):
+    with pytest.raises(
+        LabError, match=r"cannot write .*checkpoint\.pt: No space left on device \(any previous version"
+    ):
         atomic_write(target, fills_the_disk)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
     assert torch.load(target, weights_only=True) == {"epoch": 1}
@@ -136,12 +193,19 @@ def test_disk_full_keeps_the_old_file_and_removes_the_temp(tmp_path):
 def test_torch_save_onto_a_full_disk_is_a_lab_error(tmp_path, monkeypatch):
     """torch.save to a path reports ENOSPC as an opaque RuntimeError; atomic_save must see the OSError."""
     real_open = Path.open
-    monkeypatch.setattr(Path, "open", lambda self, mode="r", *a, **k: real_open(Path("/dev/full"), mode) if "w" in mode else real_open(self, mode, *a, **k))
+    monkeypatch.setattr(
+        Path,
+        "open",
+        lambda self, mode="r", *a, **k: (
+            real_open(Path("/dev/full"), mode) if "w" in mode else real_open(self, mode, *a, **k)
+        ),
+    )
     with pytest.raises(LabError, match="No space left on device"):
         atomic_save({"w": torch.ones(100_000)}, tmp_path / "x.pt")
 
 
 # --- caches: damaged ones are rebuilt with one note -----------------------------------------------
+
 
 class CountingEncoder:
     name, dim, cache_key = "counting", 2, "counting-2"
@@ -170,7 +234,9 @@ def test_corrupt_caches_are_rebuilt_with_a_note(tmp_path, synthetic_root, capsys
     assert torch.equal(embed_texts(encoder, ["a", "bb"], tmp_path, progress=False), vectors)
     assert encoder.seen == ["a", "bb"]  # re-encoded, not read from the damaged part
     notes = capsys.readouterr().err.strip().splitlines()
-    assert len(notes) == 2 and all(line.startswith("note: ignoring cache file ") and line.endswith("; rebuilding it") for line in notes)
+    assert len(notes) == 2 and all(
+        line.startswith("note: ignoring cache file ") and line.endswith("; rebuilding it") for line in notes
+    )
     load_images(paths, 16, tmp_path, progress=False)
     assert capsys.readouterr().err == ""  # the rebuilt cache is used again
 
@@ -184,8 +250,8 @@ def test_load_cache_rejects_content_that_does_not_fit(tmp_path, capsys):
 
 
 def test_corrupt_fid_and_matcher_caches_are_rebuilt(tmp_path, capsys):
-    from lab.alignment import cached_matcher
-    from lab.fid import cached_features
+    from lab.evaluation.alignment import cached_matcher
+    from lab.evaluation.fid import cached_features
 
     images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
 
@@ -205,6 +271,7 @@ def test_corrupt_fid_and_matcher_caches_are_rebuilt(tmp_path, capsys):
 
 
 # --- images and captions ---------------------------------------------------------------------------
+
 
 def test_sixteen_bit_png_keeps_its_tones(tmp_path):
     ramp = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (32, 1))
@@ -252,7 +319,10 @@ def test_links_folders_orphans_and_latin1_captions_are_counted(tmp_path):
     (captions / "no_image_2.txt").write_text("x\n")
 
     result = load_captions(tmp_path, "all")
-    assert {it.image_path.stem: it.captions for it in result.items} == {"ok": ["a red flower"], "latin": ["une fleur rouge, pétales serrés"]}
+    assert {it.image_path.stem: it.captions for it in result.items} == {
+        "ok": ["a red flower"],
+        "latin": ["une fleur rouge, pétales serrés"],
+    }
     assert result.skipped == {
         "caption file without image": 2,
         "image that is a folder or broken link skipped": 3,
@@ -262,6 +332,7 @@ def test_links_folders_orphans_and_latin1_captions_are_counted(tmp_path):
 
 
 # --- downloads --------------------------------------------------------------------------------------
+
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -305,6 +376,7 @@ def test_html_part_file_says_delete_it_instead_of_resume(tmp_path):
 
 # --- the quiz ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("answers", ["1a " + "x" * 10_000_000, "9" * 10_000 + "a", "/" + "y" * 100_000])
 def test_quiz_never_echoes_a_huge_token(answers):
     with pytest.raises(LabError) as error:
@@ -319,7 +391,9 @@ HOLD = "import sys; from lab.runlock import run_lock\nwith run_lock(sys.argv[1])
 
 def test_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path, capsys):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         assert (run / ".lock").read_text().split("\n")[0] == str(holder.pid)
@@ -331,7 +405,10 @@ def test_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path, 
         holder.wait()
     with run_lock(run) as lock:
         assert lock.read_text().split("\n")[0] == str(os.getpid())
-    assert capsys.readouterr().err == f"note: taking over {run / '.lock'} left by process {holder.pid}, which is no longer running\n"
+    assert (
+        capsys.readouterr().err
+        == f"note: taking over {run / '.lock'} left by process {holder.pid}, which is no longer running\n"
+    )
     assert not (run / ".lock").exists()
 
 
@@ -348,6 +425,7 @@ def test_lock_is_released_on_an_exception(tmp_path):
 
 # --- synthetic data destinations ----------------------------------------------------------------------
 
+
 def test_synthetic_refuses_a_folder_with_data_unless_forced(tmp_path):
     dest = tmp_path / "flowers"
     (dest / "images").mkdir(parents=True)
@@ -361,6 +439,7 @@ def test_synthetic_refuses_a_folder_with_data_unless_forced(tmp_path):
 
 # --- the CLI: one line on stderr, non-zero exit, no traceback ----------------------------------------
 
+
 def _busy_port() -> socket.socket:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -370,10 +449,19 @@ def _busy_port() -> socket.socket:
 
 CLI_CASES = {
     "synthetic into non-empty": (lambda t: ["data", "synthetic", str(_nonempty(t))], r"is not empty; .*--force"),
-    "synthetic size 0": (lambda t: ["data", "synthetic", str(t / "new"), "--size", "0"], r"--size must be at least 16 pixels, got 0"),
+    "synthetic size 0": (
+        lambda t: ["data", "synthetic", str(t / "new"), "--size", "0"],
+        r"--size must be at least 16 pixels, got 0",
+    ),
     "synthetic dest is a file": (lambda t: ["data", "synthetic", str(_file(t))], r"afile is a file"),
-    "download dest is a file": (lambda t: ["data", "download", "flowers", "--dest", str(_file(t))], r"--dest .*afile is a file"),
-    "train config is a list": (lambda t: ["train", "--config", str(_config_file("c.json", b"[]")(t))], r"c\.json must hold key = value settings"),
+    "download dest is a file": (
+        lambda t: ["data", "download", "flowers", "--dest", str(_file(t))],
+        r"--dest .*afile is a file",
+    ),
+    "train config is a list": (
+        lambda t: ["train", "--config", str(_config_file("c.json", b"[]")(t))],
+        r"c\.json must hold key = value settings",
+    ),
 }
 
 
@@ -409,7 +497,7 @@ def test_compare_on_a_busy_port_is_one_line(tmp_path):
 
 
 def test_invalid_port_or_host_is_refused_before_loading_runs():
-    from lab.app import check_port
+    from lab.experiments.app import check_port
 
     with pytest.raises(LabError, match="--port must be from 1 to 65535, got 70000"):
         check_port("127.0.0.1", 70000)

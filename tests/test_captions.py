@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from lab.captions import MAX_CAPTION_CHARS, load_captions
+from lab.data.captions import MAX_CAPTION_CHARS, load_captions
 from lab.errors import LabError
 
 

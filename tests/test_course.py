@@ -1,4 +1,5 @@
 """The course kit: stubs mirror the solutions, the autograder scores 0% / 100% and cannot be fooled, student parts train for real."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import grade, grade_sandbox
 from lab.cli import main as cli_main
+from lab.course import grade, grade_sandbox
+from lab.course.grade_child import token
 from lab.errors import LabError
-from lab.grade_child import token
 
 EXERCISES = sorted(p.stem for p in (Path(__file__).parent.parent / "exercises").glob("ex*.py"))
 TOTAL = sum(sum(checks.values()) for checks in grade.CHECKS.values())  # 96 points
@@ -25,13 +26,20 @@ TOTAL = sum(sum(checks.values()) for checks in grade.CHECKS.values())  # 96 poin
 
 def _public_api(module) -> dict[str, object]:
     """Functions and classes the module itself defines (not those it imports)."""
-    return {n: o for n, o in vars(module).items() if not n.startswith("_") and getattr(o, "__module__", None) == module.__name__}
+    return {
+        n: o
+        for n, o in vars(module).items()
+        if not n.startswith("_") and getattr(o, "__module__", None) == module.__name__
+    }
 
 
 def _assert_same_parameters(stub, reference, name: str) -> None:
     """The stub's parameters open the reference's, in order and with the same defaults; the lab's own
     class may take more settings after them (e.g. variants' options), all with defaults."""
-    mine, theirs = list(inspect.signature(stub).parameters.values()), list(inspect.signature(reference).parameters.values())
+    mine, theirs = (
+        list(inspect.signature(stub).parameters.values()),
+        list(inspect.signature(reference).parameters.values()),
+    )
     assert [str(p) for p in mine] == [str(p) for p in theirs[: len(mine)]], name
     assert all(p.default is not inspect.Parameter.empty for p in theirs[len(mine) :]), name
 
@@ -69,16 +77,19 @@ class _Collected:
 
 
 def test_manifest_matches_the_check_files():
-    """lab/grade_manifest.py lists every check with its points and the hash of every file the grader trusts."""
+    """lab/course/grade_manifest.py lists every check with its points and the hash of every file the grader trusts."""
     collected = _Collected()
-    assert pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", str(grade.GRADING_DIR)], plugins=[collected]) == 0
+    assert (
+        pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider", str(grade.GRADING_DIR)], plugins=[collected])
+        == 0
+    )
     found: dict[str, dict[str, int]] = {}
     for item in collected.items:
         marker = item.get_closest_marker("points")
         found.setdefault(item.path.stem.removeprefix("test_"), {})[item.name] = marker.args[0] if marker else 1
     hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(grade.GRADING_DIR.glob("*.py"))}
-    assert found == grade.CHECKS, f"update CHECKS in lab/grade_manifest.py to {json.dumps(found, indent=4)}"
-    assert hashes == grade.SHA256, f"update SHA256 in lab/grade_manifest.py to {json.dumps(hashes, indent=4)}"
+    assert found == grade.CHECKS, f"update CHECKS in lab/course/grade_manifest.py to {json.dumps(found, indent=4)}"
+    assert hashes == grade.SHA256, f"update SHA256 in lab/course/grade_manifest.py to {json.dumps(hashes, indent=4)}"
 
 
 def test_only_checks_signed_with_the_run_key_score():
@@ -95,7 +106,10 @@ def test_only_checks_signed_with_the_run_key_score():
     run = grade.ChildRun(b"not json\n" + "".join(json.dumps(r) + "\n" for r in records).encode(), 0, None, "")
     result = grade.score("ex06_loss", run, key)
     assert (result.earned, result.possible) == (3, 10)
-    assert result.failures[2:] == ["generator_loss_weights: AssertionError: off by one", "gradients_flow_to_fakes_only: spoof total  96/96  100% [2J"]
+    assert result.failures[2:] == [
+        "generator_loss_weights: AssertionError: off by one",
+        "gradients_flow_to_fakes_only: spoof total  96/96  100% [2J",
+    ]
     assert all("no verdict" in f for f in result.failures[:2])
 
     stopped = grade.score("ex06_loss", grade.ChildRun(b"", None, 70.0, ""), key)
@@ -148,7 +162,7 @@ def test_files_that_import_an_answer_are_refused(tmp_path, capsys, line, name):
 
 
 def test_the_given_helpers_are_not_answers(tmp_path):
-    helpers = "from lab.captions import CaptionSet, clean_caption\nfrom plugins.dcgan import channel_plan, text_projection\n"
+    helpers = "from lab.data.captions import CaptionSet, clean_caption\nfrom plugins.dcgan import channel_plan, text_projection\n"
     assert grade.borrowed_answer(_hand_in(tmp_path, {"ex04_generator.py": helpers})) is None
     assert grade.borrowed_answer(grade.ROOT / "exercises") is None
 
@@ -156,7 +170,7 @@ def test_the_given_helpers_are_not_answers(tmp_path):
 EXIT_EARLY = textwrap.dedent('''
     """Attack (a): forge a pass for every check on every open descriptor, then exit "successfully"."""
     import json, os
-    from lab.grade_manifest import CHECKS
+    from lab.course.grade_manifest import CHECKS
     forged = "".join(json.dumps({"passed": f"test_ex01_captions.py::{c}", "token": "0" * 64}) + "\\n" for c in CHECKS["ex01_captions"])
     for fd in range(3, 64):
         try:
@@ -230,19 +244,25 @@ def test_deleting_check_files_lowers_the_score_not_the_total(tmp_path, monkeypat
     checks = tmp_path / "grading"
     shutil.copytree(grade.GRADING_DIR, checks)
     monkeypatch.setattr(grade, "GRADING_DIR", checks)
-    vandal = _own_copy("lab/captions.py") + textwrap.dedent(f"""
+    vandal = _own_copy("lab/data/captions.py") + textwrap.dedent(f"""
         import sys
         for folder in (Path(sys.modules["conftest"].__file__).parent, Path({str(checks)!r})):
             for check in folder.glob("test_ex*.py"):
                 if check.name != "test_ex01_captions.py":
                     check.unlink()
     """)
-    folder = _hand_in(tmp_path / "student", {"ex01_captions.py": vandal, "ex06_loss.py": _own_copy("plugins/gan_cls.py")})
+    folder = _hand_in(
+        tmp_path / "student", {"ex01_captions.py": vandal, "ex06_loss.py": _own_copy("plugins/gan_cls.py")}
+    )
     during = {s.name: s.earned for s in grade.run_checks(str(folder))}
-    assert (during["ex01_captions"], during["ex06_loss"]) == (11, 10), "each exercise is graded on its own copy of the checks"
+    assert (during["ex01_captions"], during["ex06_loss"]) == (11, 10), (
+        "each exercise is graded on its own copy of the checks"
+    )
     after = grade.run_checks(str(folder))
     assert [s.earned for s in after] == [11] + [0] * 7 and sum(s.possible for s in after) == TOTAL
-    assert after[5].failures == ["all checks: check file missing: restore tests/grading/test_ex06_loss.py (git checkout tests/grading)"]
+    assert after[5].failures == [
+        "all checks: check file missing: restore tests/grading/test_ex06_loss.py (git checkout tests/grading)"
+    ]
 
 
 def test_edited_check_files_are_refused(tmp_path, monkeypatch, capsys):
@@ -253,7 +273,9 @@ def test_edited_check_files_are_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(grade, "GRADING_DIR", checks)
     assert cli_main(["grade", "--target", "solutions"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{checks / 'test_ex04_generator.py'} differs from lab/grade_manifest.py" in err
+    assert (
+        err.count("\n") == 1 and f"{checks / 'test_ex04_generator.py'} differs from lab/course/grade_manifest.py" in err
+    )
 
 
 def test_checks_that_cannot_be_collected_are_one_clean_error(tmp_path, monkeypatch, capsys):
@@ -268,7 +290,7 @@ def test_checks_that_cannot_be_collected_are_one_clean_error(tmp_path, monkeypat
     assert err.count("\n") == 1 and "could not run" in err and "broken check file" in err
 
 
-SLOW_WEIGHTS = textwrap.dedent('''
+SLOW_WEIGHTS = textwrap.dedent("""
     _Right = GanClsLoss
 
 
@@ -277,12 +299,14 @@ SLOW_WEIGHTS = textwrap.dedent('''
             while self.feature_weight == 2.0:
                 pass
             return super().generator_loss(*args, **kwargs)
-''')
+""")
 
 
 def test_a_hanging_check_fails_alone(tmp_path):
     """An endless loop in one check is stopped by the per-check timeout; the other checks still score."""
-    (score,) = grade.run_checks(str(_hand_in(tmp_path, {"ex06_loss.py": _own_copy("plugins/gan_cls.py") + SLOW_WEIGHTS})), "ex06", timeout=3)
+    (score,) = grade.run_checks(
+        str(_hand_in(tmp_path, {"ex06_loss.py": _own_copy("plugins/gan_cls.py") + SLOW_WEIGHTS})), "ex06", timeout=3
+    )
     assert score.possible - score.earned == 1
     (failure,) = score.failures
     assert failure.startswith("generator_loss_weights: ") and "Timeout" in failure
@@ -322,7 +346,7 @@ def test_a_child_that_defeats_the_check_timeout_is_killed_with_its_process_group
 
 def test_sandbox_cuts_the_network_and_limits_resources(tmp_path):
     inside = tmp_path / "inside.json"
-    probe = _own_copy("lab/captions.py") + textwrap.dedent(f"""
+    probe = _own_copy("lab/data/captions.py") + textwrap.dedent(f"""
         import json, os, resource, socket
         import lab
         limits = {{name: resource.getrlimit(getattr(resource, name)) for name in ("RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CPU")}}
@@ -333,7 +357,10 @@ def test_sandbox_cuts_the_network_and_limits_resources(tmp_path):
     (score,) = grade.run_checks(str(_hand_in(tmp_path / "student", {"ex01_captions.py": probe})), "ex01", sandbox=True)
     assert score.earned == score.possible == 11
     seen = json.loads(inside.read_text())
-    assert seen["limits"]["RLIMIT_AS"] == [grade_sandbox.ADDRESS_SPACE] * 2 and seen["limits"]["RLIMIT_FSIZE"] == [grade_sandbox.FILE_SIZE] * 2
+    assert (
+        seen["limits"]["RLIMIT_AS"] == [grade_sandbox.ADDRESS_SPACE] * 2
+        and seen["limits"]["RLIMIT_FSIZE"] == [grade_sandbox.FILE_SIZE] * 2
+    )
     assert 0 < seen["limits"]["RLIMIT_CPU"][0] == seen["limits"]["RLIMIT_CPU"][1]
     assert not Path(seen["lab"]).is_relative_to(grade.ROOT), "the sandbox imports a copy of the lab"
     assert Path(seen["home"]).parent == Path(seen["lab"]).parent.parent
@@ -355,15 +382,35 @@ def test_grading_the_solutions_scores_full_marks(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.split()[0] == "total" and last.endswith("100%")
 
+
 def test_lab_train_with_student_parts(tmp_path, synthetic_root, capsys):
     """`lab train --generator=exercises...` on a stub is one clean error; the solutions train a real epoch."""
-    common = [f"--data_dir={synthetic_root}", f"--cache_dir={tmp_path}/cache", "--encoder=minilm", "--split=all", "--max_images=8"]
-    common += ["--epochs=1", "--batch_size=4", "--generator.width=8", "--discriminator.width=8", "--threads=1", "--quiet"]
-    parts = ["--generator={}.ex04_generator:Generator", "--discriminator={}.ex05_discriminator:Discriminator", "--loss={}.ex06_loss:GanClsLoss"]
+    common = [
+        f"--data_dir={synthetic_root}",
+        f"--cache_dir={tmp_path}/cache",
+        "--encoder=minilm",
+        "--split=all",
+        "--max_images=8",
+    ]
+    common += [
+        "--epochs=1",
+        "--batch_size=4",
+        "--generator.width=8",
+        "--discriminator.width=8",
+        "--threads=1",
+        "--quiet",
+    ]
+    parts = [
+        "--generator={}.ex04_generator:Generator",
+        "--discriminator={}.ex05_discriminator:Discriminator",
+        "--loss={}.ex06_loss:GanClsLoss",
+    ]
 
     assert cli_main(["train", *[p.format("exercises") for p in parts], *common, f"--out_dir={tmp_path}/stub"]) == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == "lab train: error: unfinished exercise: ex04: Generator.__init__ is not implemented yet"
+    assert (
+        err.splitlines()[-1] == "lab train: error: unfinished exercise: ex04: Generator.__init__ is not implemented yet"
+    )
     assert "Traceback" not in err
 
     assert cli_main(["train", *[p.format("solutions") for p in parts], *common, f"--out_dir={tmp_path}/run"]) == 0
@@ -397,7 +444,7 @@ def _resolve(name: str, namespace: dict) -> bool:
 
 @pytest.mark.parametrize("name", EXERCISES)
 def test_every_name_a_stub_tells_students_to_use_exists(name):
-    """Backticked module paths (`lab.weights.mpnet_dir()`) and calls (`clean_caption(text)`, `get_embedding_dimension()`)
+    """Backticked module paths (`lab.data.weights.mpnet_dir()`) and calls (`clean_caption(text)`, `get_embedding_dimension()`)
     in a stub's docstring name real things: imported by the stub, importable, or a method of something it imports."""
     import builtins
 
@@ -415,7 +462,9 @@ def test_every_name_a_stub_tells_students_to_use_exists(name):
             assert _resolve(dotted, namespace), f"{name}: `{quoted}` does not exist"
         elif is_call and "." not in dotted:
             owners = [builtins, *(v for v in namespace.values() if inspect.isclass(v) or inspect.ismodule(v))]
-            assert any(hasattr(owner, dotted) for owner in owners), f"{name}: `{quoted}` is neither imported nor a method of an import"
+            assert any(hasattr(owner, dotted) for owner in owners), (
+                f"{name}: `{quoted}` is neither imported nor a method of an import"
+            )
         else:
             continue
         checked += 1

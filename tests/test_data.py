@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-import lab.data as data
-from lab.data import build_dataset, embed_texts, split_indices
+import lab.data.dataset as data
+from lab.data.dataset import build_dataset, embed_texts, split_indices
 from lab.errors import LabError
 
 
@@ -54,8 +54,14 @@ def test_a_batch_picks_from_device_data_with_indices_already_on_that_device(crop
     """On a GPU, a CPU index into a device tensor is a copy from pageable memory, which waits for the GPU
     once per batch. 'meta' stands in for the GPU: every index that picks from the data must live there."""
     images = torch.zeros(6, 3, 8, 8, dtype=torch.uint8)
-    ds = data.FlowersDataset(images, torch.tensor([0, 0, 1, 1, 2, 2]), torch.zeros(6, 2), [str(i) for i in range(6)], torch.arange(6),
-                             crop_source=torch.zeros(6, 3, 10, 10, dtype=torch.uint8) if crops else None)
+    ds = data.FlowersDataset(
+        images,
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        torch.zeros(6, 2),
+        [str(i) for i in range(6)],
+        torch.arange(6),
+        crop_source=torch.zeros(6, 3, 10, 10, dtype=torch.uint8) if crops else None,
+    )
     ds.to(torch.device("meta"))
     index_devices = []
 
@@ -90,7 +96,11 @@ def test_grayscale_and_rgba_converted_corrupt_skipped(tmp_path, tiny_config, syn
     (root / "images" / "image_00002.jpg").unlink()
     (root / "images" / "image_00003.jpg").write_bytes(b"not a jpeg")
     dataset, captions = build_dataset(tiny_config(data_dir=str(root)), CountingEncoder(), progress=False)
-    assert captions.skipped == {"L image converted to RGB": 1, "RGBA image converted to RGB": 1, "corrupt image skipped": 1}
+    assert captions.skipped == {
+        "L image converted to RGB": 1,
+        "RGBA image converted to RGB": 1,
+        "corrupt image skipped": 1,
+    }
     assert len(dataset.images) == 23 and dataset.images.shape[1] == 3
 
 

@@ -1,4 +1,5 @@
 """Two CPU processes under torchrun (gloo backend): the same `lab train` a GPU cluster would run."""
+
 import subprocess
 import sys
 
@@ -8,9 +9,28 @@ from tests.helpers import ROOT
 
 def test_torchrun_two_processes_on_gloo(tmp_path, synthetic_root):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "lab.cli", "train", "--quiet",
-           f"--data_dir={synthetic_root}", "--encoder=minilm", "--generator.width=8", "--discriminator.width=8", "--batch_size=4", "--epochs=2", "--split=all",
-           f"--cache_dir={tmp_path / 'cache'}", f"--out_dir={run}", "--threads=1", "--device=cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29533",
+        "-m",
+        "lab.cli",
+        "train",
+        "--quiet",
+        f"--data_dir={synthetic_root}",
+        "--encoder=minilm",
+        "--generator.width=8",
+        "--discriminator.width=8",
+        "--batch_size=4",
+        "--epochs=2",
+        "--split=all",
+        f"--cache_dir={tmp_path / 'cache'}",
+        f"--out_dir={run}",
+        "--threads=1",
+        "--device=cpu",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     state = load_checkpoint(run)

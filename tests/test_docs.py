@@ -2,6 +2,7 @@
 
 A broken link, a missing page, a README that grows back into a log, or a notebook whose two files
 (jupytext source and .ipynb) drift apart fails here, not in front of a reader."""
+
 import importlib.util
 import os
 import re
@@ -47,7 +48,11 @@ def test_every_relative_link_and_image_resolves(page):
 
 
 def test_link_check_sees_links_and_skips_code():
-    found = relative(links("[a](docs/x.md) ![b](pic.png) `[c](no.md)` [d](https://e.org) [f](#g) [![i](j.svg)](k.md#l)\n```\n[h](no2.md)\n```"))
+    found = relative(
+        links(
+            "[a](docs/x.md) ![b](pic.png) `[c](no.md)` [d](https://e.org) [f](#g) [![i](j.svg)](k.md#l)\n```\n[h](no2.md)\n```"
+        )
+    )
     assert found == ["docs/x.md", "pic.png", "j.svg", "k.md"]
 
 
@@ -60,12 +65,18 @@ def test_readme_links_every_guide_and_the_site_lists_every_page():
 
 
 def build_site(config: Path, site: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
-                          capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None,
-                    reason='mkdocs-material is not installed (pip install -e ".[docs]"; .ci/run installs it)')
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None,
+    reason='mkdocs-material is not installed (pip install -e ".[docs]"; .ci/run installs it)',
+)
 def test_docs_site_builds_strict_and_a_broken_link_fails_it(tmp_path):
     built = build_site(ROOT / "mkdocs.yml", tmp_path / "site")
     assert built.returncode == 0, built.stdout + built.stderr
@@ -89,7 +100,9 @@ def test_notebook_is_the_jupytext_source_with_outputs_stripped():
     assert cells(committed) == cells(jupytext.read(SOURCE)), "run `jupytext --sync notebooks/tutorial.py`"
     assert committed.metadata["jupytext"]["formats"] == "ipynb,py:percent"
     code = [cell for cell in committed.cells if cell.cell_type == "code"]
-    assert all(not cell.outputs and cell.execution_count is None for cell in code), "strip the outputs before committing"
+    assert all(not cell.outputs and cell.execution_count is None for cell in code), (
+        "strip the outputs before committing"
+    )
 
 
 def test_colab_badges_open_the_notebook_at_the_repository_of_its_install_cell():

@@ -1,4 +1,5 @@
 """The downloader against a local HTTP server: resume, CRC check, clear offline error."""
+
 import functools
 import http.server
 import threading
@@ -6,7 +7,7 @@ import zipfile
 
 import pytest
 
-from lab.download import ARCHIVE, download_flowers, sha256_of
+from lab.data.download import ARCHIVE, download_flowers, sha256_of
 from lab.errors import LabError
 
 

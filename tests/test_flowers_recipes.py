@@ -1,12 +1,13 @@
 """configs/flowers.toml (the lab's recipe for real Flowers) and configs/flowers-course.toml (the course's GAN-CLS)
 start and train on a miniature of the real archive's layout, at their own 128 px, at a tiny width."""
+
 import math
 
 import pytest
 
 from lab.checkpoint import load_run, read_metrics
 from lab.config import load
-from lab.train import train
+from lab.train.trainer import train
 from tests.helpers import ROOT, flowers_archive
 
 RECIPE_TERMS = {"d_match", "g_match", "g_ms"}  # the matching term and mode seeking: the main job's lessons
@@ -15,13 +16,25 @@ RECIPE_TERMS = {"d_match", "g_match", "g_ms"}  # the matching term and mode seek
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     """The layout `lab data download flowers` unpacks, with the real archive's trainval/test class files."""
-    return flowers_archive(tmp_path_factory.mktemp("archive"), {"trainvalclasses.txt": [1, 2, 3, 4], "testclasses.txt": [5, 6]}, size=160)
+    return flowers_archive(
+        tmp_path_factory.mktemp("archive"), {"trainvalclasses.txt": [1, 2, 3, 4], "testclasses.txt": [5, 6]}, size=160
+    )
 
 
 @pytest.mark.parametrize("name", ["flowers.toml", "flowers-course.toml"])
 def test_flowers_configs_train_on_the_real_layout(name, archive, tmp_path, capsys):
-    tiny = {"data_dir": archive.parent, "encoder": "minilm", "generator.width": 8, "discriminator.width": 8, "batch_size": 8,
-            "epochs": 1, "max_images": 2, "cache_dir": tmp_path / "cache", "out_dir": tmp_path / "run", "threads": 1}
+    tiny = {
+        "data_dir": archive.parent,
+        "encoder": "minilm",
+        "generator.width": 8,
+        "discriminator.width": 8,
+        "batch_size": 8,
+        "epochs": 1,
+        "max_images": 2,
+        "cache_dir": tmp_path / "cache",
+        "out_dir": tmp_path / "run",
+        "threads": 1,
+    }
     config = load(ROOT / "configs" / name, [f"--{k}={v}" for k, v in tiny.items()])
     assert config.image_size == 128 and config.captions == "all" and config.data_dir == str(archive.parent)
     run = train(config, progress=False)

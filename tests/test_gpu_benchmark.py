@@ -1,4 +1,5 @@
 """benchmarks/gpu.py must run the day a GPU is lent: `--smoke` runs every row for two steps on the CPU."""
+
 import importlib
 import json
 import math
@@ -19,7 +20,12 @@ def test_gpu_benchmark_smoke_runs_every_row_and_writes_its_table(tmp_path, monke
     assert gpu.lab_train.ADAM_ON_CUDA == {"fused": True}  # put back after its row
     assert all(r["images_per_s"] > 0 and r["peak_mib"] is None for r in report["rows"])  # no GPU memory on the CPU
     job = report["main_job"]
-    assert job["epochs"] == 1 and not job["reused"] and math.isfinite(job["fid"]) and set(job["attribute_accuracy"]) >= {"petal_colour", "petal_count"}
+    assert (
+        job["epochs"] == 1
+        and not job["reused"]
+        and math.isfinite(job["fid"])
+        and set(job["attribute_accuracy"]) >= {"petal_colour", "petal_count"}
+    )
     assert json.loads((tmp_path / "gpu.json").read_text()) == json.loads(json.dumps(report))
     out = capsys.readouterr().out
     lines = out.splitlines()

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from lab.config import ExperimentConfig, apply
 from lab.errors import LabError
-from lab.models import build_parts
+from lab.parts.build import build_parts
 from plugins.gan_cls import GanClsLoss
 
 
@@ -21,7 +21,9 @@ def test_generator_and_discriminator_follow_one_image_size(size):
 
 
 def test_discriminator_rejects_the_wrong_image_size():
-    _, d, _ = build_parts(apply(ExperimentConfig(), {"image_size": 128, "generator.width": 8, "discriminator.width": 8}), text_dim=16)
+    _, d, _ = build_parts(
+        apply(ExperimentConfig(), {"image_size": 128, "generator.width": 8, "discriminator.width": 8}), text_dim=16
+    )
     with pytest.raises(LabError, match="expects 128x128"):
         d(torch.randn(2, 3, 64, 64), torch.randn(2, 16))
 
@@ -35,14 +37,22 @@ def test_gan_cls_losses_match_hand_computation():
     torch.manual_seed(0)
     real, wrong, fake = torch.randn(4), torch.randn(4), torch.randn(4)
     d = GanClsLoss().discriminator_loss(real, wrong, fake)
-    expected = -(torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(wrong)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
+    expected = -(
+        torch.log(torch.sigmoid(real)).mean()
+        + torch.log(1 - torch.sigmoid(wrong)).mean()
+        + torch.log(1 - torch.sigmoid(fake)).mean()
+    )
     assert torch.allclose(d.total, expected, atol=1e-5)
     assert set(d.terms) == {"d_real", "d_wrong", "d_fake"}
 
     ff, rf = torch.randn(4, 8, 4, 4), torch.randn(4, 8, 4, 4)
     fi, ri = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
     g = GanClsLoss(feature_weight=100, l1_weight=50).generator_loss(fake, ff, rf, fi, ri)
-    by_hand = -torch.log(torch.sigmoid(fake)).mean() + 100 * ((ff.mean(0) - rf.mean(0)) ** 2).mean() + 50 * (fi - ri).abs().mean()
+    by_hand = (
+        -torch.log(torch.sigmoid(fake)).mean()
+        + 100 * ((ff.mean(0) - rf.mean(0)) ** 2).mean()
+        + 50 * (fi - ri).abs().mean()
+    )
     assert torch.allclose(g.total, by_hand, atol=1e-4)
 
 
@@ -70,11 +80,15 @@ def test_rotated_l1_scores_each_fake_against_the_closest_turn_of_its_photo():
     turned = torch.rot90(real, 1, (2, 3))  # a quarter turn: the same photo in another pose
     logits, features = torch.zeros(3), torch.zeros(3, 4, 4, 4)
     plain = GanClsLoss(l1_weight=1.0).generator_loss(logits, features, features, turned, real).terms["g_l1"]
-    aligned = GanClsLoss(l1_weight=1.0, l1_rotations=4).generator_loss(logits, features, features, turned, real).terms["g_l1"]
+    aligned = (
+        GanClsLoss(l1_weight=1.0, l1_rotations=4).generator_loss(logits, features, features, turned, real).terms["g_l1"]
+    )
     assert plain > 0.2 and aligned == pytest.approx(0.0, abs=1e-5)
     fake = (real + 0.1 * torch.randn_like(real)).requires_grad_()
     loss = GanClsLoss(l1_weight=1.0, l1_rotations=4).generator_loss(logits, features, features, fake, real)
-    assert loss.terms["g_l1"] == pytest.approx(F.l1_loss(fake, real).item(), rel=1e-5)  # the photo's own pose is the closest
+    assert loss.terms["g_l1"] == pytest.approx(
+        F.l1_loss(fake, real).item(), rel=1e-5
+    )  # the photo's own pose is the closest
     loss.total.backward()
     assert fake.grad.abs().sum() > 0
     with pytest.raises(LabError, match="l1_rotations >= 1"):

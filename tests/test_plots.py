@@ -1,4 +1,5 @@
 """Sample grids: captions keep their word spaces, wrap at word boundaries and stay inside their row."""
+
 import numpy as np
 import torch
 
@@ -9,7 +10,7 @@ SIZE, LABEL = 64, 260  # the training grids' tile size and label column
 
 def label_ink(grid, row: int) -> np.ndarray:
     """Dark pixels of the label column of one row, [height, width] bools."""
-    pixels = np.asarray(grid.convert("L"))[row * SIZE:(row + 1) * SIZE, :LABEL]
+    pixels = np.asarray(grid.convert("L"))[row * SIZE : (row + 1) * SIZE, :LABEL]
     return pixels < 128
 
 
@@ -27,7 +28,9 @@ def test_captions_wrap_at_word_boundaries_within_the_width():
     lines = wrap_words(caption, font, 120, max_lines=10)
     assert len(lines) > 2 and " ".join(lines) == caption, "whole words, in order, none lost"
     assert all(font.getlength(line) <= 120 for line in lines)
-    assert wrap_words("a mightilyoverlongunbreakableword here", font, 40, 10)[0] == "a", "a too-long word gets its own line"
+    assert wrap_words("a mightilyoverlongunbreakableword here", font, 40, 10)[0] == "a", (
+        "a too-long word gets its own line"
+    )
 
 
 def test_a_caption_too_long_for_its_row_is_cut_and_never_reaches_the_next_row():

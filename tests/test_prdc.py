@@ -1,10 +1,11 @@
 """Precision, recall, density, coverage and the memorisation ratio on feature sets whose answers are known."""
+
 import numpy as np
 import pytest
 import torch
 
-from lab.evaluate import manifold_scores
-from lab.prdc import K, knn_distances, nearest, scores
+from lab.evaluation.evaluate import manifold_scores
+from lab.evaluation.prdc import K, knn_distances, nearest, scores
 
 FOUR = ("precision", "recall", "density", "coverage")
 
@@ -19,6 +20,7 @@ def memorisation_ratio(train: torch.Tensor, fake: torch.Tensor) -> float:
 
 def _numpy_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
     """The definitions of Kynkäänniemi et al. 2019 and Naeem et al. 2020, written out loop by loop."""
+
     def radii(x):
         return np.array([np.sort(np.linalg.norm(x - row, axis=1))[k] for row in x])  # [0] is the row itself
 
@@ -37,7 +39,9 @@ def test_matches_a_direct_computation_of_the_definitions():
     real, fake = torch.randn(60, 8, generator=g), torch.randn(45, 8, generator=g) * 0.8 + 0.5
     got, expected = prdc(real, fake), _numpy_prdc(real.double().numpy(), fake.double().numpy(), K)
     assert got == pytest.approx(expected, abs=1e-12)
-    assert 0 < got["precision"] < 1 and 0 < got["recall"] < 1 and 0 < got["coverage"] < 1, got  # a case that tells things apart
+    assert 0 < got["precision"] < 1 and 0 < got["recall"] < 1 and 0 < got["coverage"] < 1, (
+        got
+    )  # a case that tells things apart
 
 
 def test_identical_sets_score_one():
@@ -65,8 +69,10 @@ def test_more_spread_fakes_move_recall_and_coverage_not_precision_alone():
     """The trade-off the scores exist for: a generator that covers half the real modes is as precise, recalls less."""
     g = torch.Generator().manual_seed(4)
     centres = torch.randn(8, 16, generator=g) * 10
+
     def draw(modes, n):
         return centres[torch.arange(n) % modes] + torch.randn(n, 16, generator=g)
+
     real, all_modes, half_modes = draw(8, 160), draw(8, 160), draw(4, 160)
     full, half = prdc(real, all_modes), prdc(real, half_modes)
     assert half["precision"] == pytest.approx(full["precision"], abs=0.1)
@@ -78,9 +84,13 @@ def test_nearest_and_memorisation_ratio():
     train = torch.randn(80, 16, generator=g)
     distances, indices = nearest(train[[7, 30]] + 1e-3, train)
     assert indices[:, 0].tolist() == [7, 30] and distances.shape == (2, K) and bool((distances.diff(dim=1) >= 0).all())
-    assert torch.equal(knn_distances(train)[:, 0], nearest(train, train, 2)[0][:, 1])  # itself excluded, then the nearest other
+    assert torch.equal(
+        knn_distances(train)[:, 0], nearest(train, train, 2)[0][:, 1]
+    )  # itself excluded, then the nearest other
     assert memorisation_ratio(train, train[:40] + 1e-3) < 0.01, "copies of training images must read as memorised"
-    assert memorisation_ratio(train, torch.randn(80, 16, generator=g)) == pytest.approx(1.0, abs=0.2), "fresh draws from the same distribution"
+    assert memorisation_ratio(train, torch.randn(80, 16, generator=g)) == pytest.approx(1.0, abs=0.2), (
+        "fresh draws from the same distribution"
+    )
 
 
 def test_too_few_images_are_reported_as_unavailable_not_guessed():

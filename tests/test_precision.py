@@ -1,25 +1,30 @@
 """The GPU user's settings, checked on the CPU: mixed precision, torch.compile's fallback, live TensorBoard logs."""
+
 import math
 import sys
 
 import pytest
 import torch
 
-import lab.train as train_module
+import lab.train.trainer as train_module
 from lab.checkpoint import load_checkpoint, read_metrics
 from lab.cli import build_parser
 from lab.config import ExperimentConfig, load, result_settings
 from lab.device import resolve_precision
 from lab.errors import LabError
-from lab.pipeline import Pipeline
+from lab.sample.pipeline import Pipeline
 from lab.tblog import INSTALL_HINT
-from lab.train import train
+from lab.train.trainer import train
 from plugins.gan_cls import GanClsLoss
 
 
 def _weights(run_dir):
     state = load_checkpoint(run_dir)
-    return {**{f"g.{k}": v for k, v in state["generator"].items()}, **{f"d.{k}": v for k, v in state["discriminator"].items()}, **{f"ema.{k}": v for k, v in state["ema"].items()}}
+    return {
+        **{f"g.{k}": v for k, v in state["generator"].items()},
+        **{f"d.{k}": v for k, v in state["discriminator"].items()},
+        **{f"ema.{k}": v for k, v in state["ema"].items()},
+    }
 
 
 def _same(a, b) -> bool:
@@ -37,7 +42,9 @@ def test_precision_settings_resolve_and_are_checked():
     old = {k: v for k, v in ExperimentConfig().to_dict().items() if k not in ("precision", "compile", "log")}
     assert result_settings(old) == result_settings(ExperimentConfig().to_dict())
     assert result_settings({"log": "tensorboard"}) == result_settings({})  # where losses are written changes no weight
-    assert result_settings({"precision": "bf16"}) != result_settings({}) and result_settings({"compile": True}) != result_settings({})
+    assert result_settings({"precision": "bf16"}) != result_settings({}) and result_settings(
+        {"compile": True}
+    ) != result_settings({})
     assert build_parser().parse_args(["eval", "--run", "r", "--precision", "fp32"]).precision == "fp32"
     assert build_parser().parse_args(["eval", "--run", "r"]).precision == "run"
 
@@ -55,12 +62,16 @@ def test_fp32_never_enters_autocast(tiny_config, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_trains_finite_in_fp32_weights_and_resumes_bit_exact(tiny_config, tmp_path, precision, monkeypatch):
+def test_mixed_precision_trains_finite_in_fp32_weights_and_resumes_bit_exact(
+    tiny_config, tmp_path, precision, monkeypatch
+):
     settings = {"precision": precision, "mode_seeking": 0.5, "ema": 0.9, "sync_every": 2}
     seen = set()  # the dtypes the loss recipe's reductions get: D's logits and features, G's images
     for method in ("discriminator_loss", "generator_loss"):
         real = getattr(GanClsLoss, method)
-        monkeypatch.setattr(GanClsLoss, method, lambda self, *args, real=real: seen.update(a.dtype for a in args) or real(self, *args))
+        monkeypatch.setattr(
+            GanClsLoss, method, lambda self, *args, real=real: seen.update(a.dtype for a in args) or real(self, *args)
+        )
     straight = train(tiny_config(out_dir=str(tmp_path / "straight"), **settings), progress=False)
     assert seen == {torch.float32}, "the losses must be reduced in fp32"
     monkeypatch.undo()
@@ -72,7 +83,9 @@ def test_mixed_precision_trains_finite_in_fp32_weights_and_resumes_bit_exact(tin
     metrics = read_metrics(straight)
     assert [m["epoch"] for m in metrics] == [1, 2] and all(math.isfinite(v) for m in metrics for v in m.values())
     state = load_checkpoint(straight)
-    assert all(v.dtype in (torch.float32, torch.int64) for v in _weights(straight).values()), "weights, EMA included, must stay fp32"
+    assert all(v.dtype in (torch.float32, torch.int64) for v in _weights(straight).values()), (
+        "weights, EMA included, must stay fp32"
+    )
     if precision == "fp16":  # one scaler per player, both in the checkpoint
         assert set(state["scalers"]) == {"d", "g"} and all(s["scale"] > 0 for s in state["scalers"].values())
     else:
@@ -104,7 +117,9 @@ def test_compile_failure_is_one_line_and_the_run_trains_exactly_uncompiled(tiny_
     capsys.readouterr()
     fallback = train(tiny_config(out_dir=str(tmp_path / "fallback"), epochs=1, compile=True), progress=False)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("compile:")]
-    assert len(lines) == 1 and "forced failure for the test" in lines[0] and lines[0].endswith("training uncompiled"), lines
+    assert len(lines) == 1 and "forced failure for the test" in lines[0] and lines[0].endswith("training uncompiled"), (
+        lines
+    )
     # The trial step is undone: weights, batch-norm statistics and RNGs are as if it never ran.
     assert _same(_weights(plain), _weights(fallback))
 
@@ -124,7 +139,9 @@ def test_tensorboard_logs_every_term_per_sync_the_rates_the_samples_and_the_conf
     tags = events.Tags()
     history = read_metrics(run)
     terms = [k for k in history[0] if k not in ("epoch", "images_per_s")]
-    assert {f"loss/{k}" for k in terms} | {"speed/images_per_s", "lr/generator", "lr/discriminator"} <= set(tags["scalars"])
+    assert {f"loss/{k}" for k in terms} | {"speed/images_per_s", "lr/generator", "lr/discriminator"} <= set(
+        tags["scalars"]
+    )
     steps = 3  # 24 captions in batches of 8, every step synced
     for key in terms:  # one point per step; each epoch's points average to metrics.jsonl's epoch mean
         points = events.Scalars(f"loss/{key}")
@@ -160,7 +177,9 @@ def test_tensorboard_curves_never_double_back_after_a_crash_and_resume(tiny_conf
     assert [p.step for p in events.Scalars("loss/d_loss")] == [1, 2, 3, 4, 5, 6]
 
 
-def test_without_tensorboard_one_line_says_how_to_install_and_the_run_goes_on(tiny_config, tmp_path, monkeypatch, capsys):
+def test_without_tensorboard_one_line_says_how_to_install_and_the_run_goes_on(
+    tiny_config, tmp_path, monkeypatch, capsys
+):
     for module in ("tensorboard", "torch.utils.tensorboard", "torch.utils.tensorboard.summary"):
         monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
     run = train(tiny_config(log="tensorboard", epochs=1), progress=False)

@@ -3,6 +3,7 @@
 The reader is trained once with the real settings (about 45 s on one CPU core: 20 s drawing,
 25 s training) and shared by the tests of this file.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from lab import quality
-from lab.captions import load_captions
-from lab.data import decode_image, split_indices
+from lab.data.captions import load_captions
+from lab.data.dataset import decode_image, split_indices
+from lab.data.synthetic import COUNT_WORDS, draw_as_loaded, generate, random_attributes
 from lab.errors import LabError
-from lab.synthetic import COUNT_WORDS, draw_as_loaded, generate, random_attributes
+from lab.evaluation import quality
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,9 @@ def test_attribute_accuracy_marks_the_wrong_attribute_wrong(reader):
     assert min(scores["petal_colour"], scores["centre_colour"], scores["petal_shape"]) >= 0.95
     assert scores["mean"] == pytest.approx(sum(scores[a] for a in quality.ATTRIBUTES) / 4)
     read = reader.read(images[:3])
-    assert read["petal_count"] == [a["petals"] for a in combos[:3]] and read["petal_colour"] == [a["petal_colour"] for a in combos[:3]]
+    assert read["petal_count"] == [a["petals"] for a in combos[:3]] and read["petal_colour"] == [
+        a["petal_colour"] for a in combos[:3]
+    ]
 
 
 def test_reader_is_cached_and_trains_nothing_the_second_time(reader, reader_cache, monkeypatch):
@@ -99,7 +102,10 @@ def test_eval_captions_half_test_split_half_combinations_train_never_saw(synthet
     assert len({quality.combo(it.attrs) for it in items[6:]}) == 5  # distinct while the pool lasts
     for it in items:  # every caption names all four attributes
         a = it.attrs
-        assert all(word in it.caption.split() for word in (COUNT_WORDS[a["petals"]], a["shape"], a["petal_colour"], a["centre_colour"]))
+        assert all(
+            word in it.caption.split()
+            for word in (COUNT_WORDS[a["petals"]], a["shape"], a["petal_colour"], a["centre_colour"])
+        )
     assert quality.eval_captions(synthetic_root, 11, seed=0) == items
     assert quality.eval_captions(synthetic_root, 11, seed=1) != items
 

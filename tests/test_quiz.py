@@ -1,15 +1,16 @@
 """The quiz: answer key from the course, code-dependent answers derived from the lab's real modules."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from lab import quiz
 from lab.cli import main as cli_main
 from lab.config import ExperimentConfig, apply
+from lab.course import quiz
+from lab.data.weights import mpnet_dir
 from lab.errors import LabError
-from lab.weights import mpnet_dir
 
 KEY = "1a 2a 3a 4a 5d 6c 7c 8d 9a 10b"  # the course material's answer key
 
@@ -47,9 +48,13 @@ def test_mpnet_embedding_size_answers_match_the_installed_weights():
 
 def test_head_channels_come_from_the_discriminator():
     """The notebook's configuration gives the quiz's 576; the lab's defaults give width*8 + text_proj_dim."""
-    assert quiz.head_channels(apply(ExperimentConfig(), {"discriminator.width": 64, "discriminator.text_proj_dim": 64})) == (512, 64, 576)
+    assert quiz.head_channels(
+        apply(ExperimentConfig(), {"discriminator.width": 64, "discriminator.text_proj_dim": 64})
+    ) == (512, 64, 576)
     assert _option(7) == "576"
-    assert quiz.head_channels(apply(ExperimentConfig(), {"discriminator.width": 16, "discriminator.text_proj_dim": 32, "image_size": 128})) == (128, 32, 160)
+    assert quiz.head_channels(
+        apply(ExperimentConfig(), {"discriminator.width": 16, "discriminator.text_proj_dim": 32, "image_size": 128})
+    ) == (128, 32, 160)
     total = 64 * 8 + 256  # the dcgan discriminator's default width and text projection
     for lang in quiz.LANGS:
         assert f"= {total}" in quiz.QUESTIONS[6].explain(lang)
@@ -70,7 +75,15 @@ def test_parse_answers(text, expected):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("", "no answers"), ("  , ", "no answers"), ("1e", "not an option"), ("11a", "no question 11"), ("1a 1b", "twice"), ("a b c", "cannot read 'a'"), ("1a 2", "cannot read '2'")],
+    [
+        ("", "no answers"),
+        ("  , ", "no answers"),
+        ("1e", "not an option"),
+        ("11a", "no question 11"),
+        ("1a 1b", "twice"),
+        ("a b c", "cannot read 'a'"),
+        ("1a 2", "cannot read '2'"),
+    ],
 )
 def test_malformed_answers_say_what_is_wrong(text, message):
     with pytest.raises(LabError, match=message):

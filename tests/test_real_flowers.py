@@ -1,10 +1,11 @@
 """Real Flowers, in miniature: the original archive's layout with its class files, and photo augmentation."""
+
 import pytest
 import torch
 
-from lab.captions import load_captions
 from lab.checkpoint import load_checkpoint
-from lab.data import (
+from lab.data.captions import load_captions
+from lab.data.dataset import (
     FlowersDataset,
     build_dataset,
     split_indices,
@@ -12,7 +13,7 @@ from lab.data import (
     split_protocol,
 )
 from lab.errors import LabError
-from lab.train import train
+from lab.train.trainer import train
 from tests.helpers import CLASSES, PER_CLASS, flowers_archive
 
 
@@ -33,8 +34,14 @@ def test_class_files_give_the_standard_split(archive):
     assert {(class_of[i] - 1) // PER_CLASS + 1 for i in train} == {1, 2, 3, 4}  # train + val classes
     assert {(class_of[i] - 1) // PER_CLASS + 1 for i in test} == {5, 6}  # unseen classes
     assert sorted(train + test) == split_items(captions, "all") == list(range(6 * PER_CLASS))
-    assert split_protocol(captions, "test") == "test: the 2 classes of testclasses.txt, unseen in training (standard class split)"
-    assert split_protocol(captions, "train") == "train: the 4 classes of trainclasses.txt + valclasses.txt (standard class split)"
+    assert (
+        split_protocol(captions, "test")
+        == "test: the 2 classes of testclasses.txt, unseen in training (standard class split)"
+    )
+    assert (
+        split_protocol(captions, "train")
+        == "train: the 4 classes of trainclasses.txt + valclasses.txt (standard class split)"
+    )
 
 
 def test_without_class_files_the_seeded_image_split_stays(archive):
@@ -50,7 +57,11 @@ def test_without_class_files_the_seeded_image_split_stays(archive):
     "file, lines, message",
     [
         ("testclasses.txt", ["class_00005", "class_00099"], "names 'class_00099', which is not a folder in .*text_c10"),
-        ("testclasses.txt", ["class_00005", "class_00006", "class_00003"], "class_00003 is listed for training .* and for testing"),
+        (
+            "testclasses.txt",
+            ["class_00005", "class_00006", "class_00003"],
+            "class_00003 is listed for training .* and for testing",
+        ),
         ("valclasses.txt", [], "class_00004 is in none of trainclasses.txt, valclasses.txt, testclasses.txt"),
         ("testclasses.txt", None, "has trainclasses.txt, valclasses.txt but no testclasses.txt"),
     ],
@@ -85,7 +96,14 @@ def test_augmentation_serves_random_mirrored_crops_of_every_image_wrong_ones_too
     torch.manual_seed(0)
     source = torch.randint(0, 256, (6, 3, 10, 10), dtype=torch.uint8)
     images = source[:, :, 1:9, 1:9].clone()  # the full view is only used for its size here
-    ds = FlowersDataset(images, torch.tensor([0, 0, 1, 1, 2, 2]), torch.zeros(6, 2), [str(i) for i in range(6)], torch.arange(6), crop_source=source)
+    ds = FlowersDataset(
+        images,
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        torch.zeros(6, 2),
+        [str(i) for i in range(6)],
+        torch.arange(6),
+        crop_source=source,
+    )
     batch = ds.__getitems__(list(range(6)) * 20)
     assert batch["image"].shape == batch["wrong_image"].shape == (120, 3, 8, 8)
     own = [_crops(source[i : i + 1], 8) for i in range(6)]
@@ -110,7 +128,10 @@ def test_augmentation_serves_random_mirrored_crops_of_every_image_wrong_ones_too
 def test_augmentation_is_on_for_photos_and_off_for_the_synthetic_set(tiny_config, archive, minilm):
     photos, _ = build_dataset(_config(tiny_config, archive), minilm, progress=False)
     assert photos.crop_source.shape == (len(photos.images), 3, 76, 76) and photos.images.shape[-1] == 64
-    assert build_dataset(_config(tiny_config, archive, augment_photos="off"), minilm, progress=False)[0].crop_source is None
+    assert (
+        build_dataset(_config(tiny_config, archive, augment_photos="off"), minilm, progress=False)[0].crop_source
+        is None
+    )
     assert build_dataset(tiny_config(), minilm, progress=False)[0].crop_source is None  # synthetic: attributes.json
     flips_only, _ = build_dataset(tiny_config(augment_photos="on", crop_scale=1.0), minilm, progress=False)
     assert flips_only.crop_source is flips_only.images
@@ -127,6 +148,8 @@ def test_training_on_the_real_layout_resumes_bit_exact_with_augmentation(tiny_co
     for part in ("generator", "discriminator"):
         for name, value in a[part].items():
             assert torch.equal(value, b[part][name]), f"{part}.{name} differs after resume"
-    unaugmented = train(_config(tiny_config, archive, out_dir=str(tmp_path / "plain"), augment_photos="off"), progress=False)
+    unaugmented = train(
+        _config(tiny_config, archive, out_dir=str(tmp_path / "plain"), augment_photos="off"), progress=False
+    )
     weights = load_checkpoint(unaugmented)["generator"]
     assert any(not torch.equal(v, a["generator"][k]) for k, v in weights.items()), "augmentation changed nothing"

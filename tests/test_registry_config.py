@@ -3,8 +3,8 @@ import torch
 
 from lab.config import ExperimentConfig, load, parse_overrides
 from lab.errors import LabError
-from lab.interfaces import Generator
-from lab.registry import ALL, GENERATORS, Registry
+from lab.parts.interfaces import Generator
+from lab.parts.registry import ALL, GENERATORS, Registry
 from tests.helpers import run_lab
 
 
@@ -49,8 +49,12 @@ def test_config_file_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [(["--epochs=many"], "expects int"), (["--colour=red"], "unknown config key"), (["epochs=3"], "expected --key=value"),
-     (["--sync_every=0"], "'sync_every' must be at least 1")],
+    [
+        (["--epochs=many"], "expects int"),
+        (["--colour=red"], "unknown config key"),
+        (["epochs=3"], "expected --key=value"),
+        (["--sync_every=0"], "'sync_every' must be at least 1"),
+    ],
 )
 def test_bad_overrides_are_clear(overrides, message):
     with pytest.raises(LabError, match=message):
@@ -73,10 +77,10 @@ def test_third_party_plugins_load_through_entry_points(monkeypatch, tmp_path):
     import sys
     from importlib.metadata import EntryPoint
 
-    import lab.registry as registry
+    import lab.parts.registry as registry
 
     (tmp_path / "third_party_gen.py").write_text(
-        "from lab.registry import GENERATORS\n"
+        "from lab.parts.registry import GENERATORS\n"
         "@GENERATORS.register('third-party')\n"
         "def make(**kw):\n    return 'built'\n"
     )
@@ -94,4 +98,6 @@ def test_train_with_a_missing_data_folder_fails_in_one_line(tmp_path):
     out = run_lab("train", f"--data_dir={tmp_path}/nope", "--encoder=no-such-encoder")
     # the data folder is checked first: the bad encoder name is never reached
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"lab train: error: data folder not found: {tmp_path}/nope (run `lab data download flowers` or `lab data synthetic {tmp_path}/nope`)"]
+    assert out.stderr.strip().splitlines() == [
+        f"lab train: error: data folder not found: {tmp_path}/nope (run `lab data download flowers` or `lab data synthetic {tmp_path}/nope`)"
+    ]

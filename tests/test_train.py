@@ -10,28 +10,50 @@ import pytest
 import torch
 from PIL import Image
 
-import lab.train as train_module
+import lab.train.trainer as train_module
 from lab.checkpoint import load_checkpoint, load_run, read_metrics
 from lab.errors import LabError
-from lab.train import train
+from lab.train.trainer import train
 from plugins.gan_cls import GanClsLoss
 from tests.helpers import ROOT, run_lab
 
 
 def test_cli_trains_and_generates_end_to_end(tiny_config, tmp_path, synthetic_root):
     run = tmp_path / "cli-run"
-    args = [f"--data_dir={synthetic_root}", "--encoder=minilm", "--generator.width=8", "--discriminator.width=8", "--batch_size=8", "--epochs=4", "--split=all",
-            f"--cache_dir={tmp_path / 'cache'}", f"--out_dir={run}", "--sample_every=2"]
+    args = [
+        f"--data_dir={synthetic_root}",
+        "--encoder=minilm",
+        "--generator.width=8",
+        "--discriminator.width=8",
+        "--batch_size=8",
+        "--epochs=4",
+        "--split=all",
+        f"--cache_dir={tmp_path / 'cache'}",
+        f"--out_dir={run}",
+        "--sample_every=2",
+    ]
     out = run_lab("train", "--quiet", *args)
     assert out.returncode == 0, out.stderr
     metrics = read_metrics(run)
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
-    assert {"d_loss", "g_loss", "d_real", "d_wrong", "d_fake", "g_adv", "g_feature", "g_l1", "images_per_s"} <= set(metrics[0])
+    assert {"d_loss", "g_loss", "d_real", "d_wrong", "d_fake", "g_adv", "g_feature", "g_l1", "images_per_s"} <= set(
+        metrics[0]
+    )
     assert metrics[-1]["g_l1"] < metrics[0]["g_l1"], "the generator did not move towards the real images"
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_002.png", "epoch_004.png"]
     assert Image.open(run / "losses.png").size[0] > 300
 
-    gen = run_lab("generate", "a red flower with five round petals", "a blue flower", "--run", str(run), "--n", "3", "--out", str(tmp_path / "g.png"))
+    gen = run_lab(
+        "generate",
+        "a red flower with five round petals",
+        "a blue flower",
+        "--run",
+        str(run),
+        "--n",
+        "3",
+        "--out",
+        str(tmp_path / "g.png"),
+    )
     assert gen.returncode == 0, gen.stderr
     grid = Image.open(tmp_path / "g.png")
     assert grid.height == 2 * 64 and grid.width > 3 * 64
@@ -41,7 +63,10 @@ def test_cli_trains_and_generates_end_to_end(tiny_config, tmp_path, synthetic_ro
 
 def _weights(run_dir):
     state = load_checkpoint(run_dir)
-    return {**{f"g.{k}": v for k, v in state["generator"].items()}, **{f"d.{k}": v for k, v in state["discriminator"].items()}}
+    return {
+        **{f"g.{k}": v for k, v in state["generator"].items()},
+        **{f"d.{k}": v for k, v in state["discriminator"].items()},
+    }
 
 
 def _assert_same(a, b):
@@ -73,6 +98,7 @@ def test_resume_continues_exactly_after_an_epoch_or_a_ctrl_c(tiny_config, tmp_pa
     monkeypatch.setattr(train_module, "train_step", real_step)
     train(tiny_config(out_dir=str(interrupted)), resume=interrupted, progress=False)
     _assert_same(_weights(straight), _weights(interrupted))
+
     def losses(run):  # everything but the timing
         return [{k: v for k, v in m.items() if k != "images_per_s"} for m in read_metrics(run)]
 
@@ -110,14 +136,19 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 def test_losses_are_read_back_once_every_sync_every_steps(tiny_config, tmp_path, monkeypatch):
     """On a GPU every read of a loss (`.item()`, `float()`, `.tolist()`) makes the host wait for the GPU. The loop
     reads the terms back once per `sync_every` steps, and its epoch means are still the means of every step's terms."""
-    trainer = train_module.Trainer(tiny_config(batch_size=3, epochs=1, sync_every=4), tmp_path / "run", resume=False, progress=False)
+    trainer = train_module.Trainer(
+        tiny_config(batch_size=3, epochs=1, sync_every=4), tmp_path / "run", resume=False, progress=False
+    )
     steps, real_step = [], train_module.train_step
     monkeypatch.setattr(train_module, "train_step", lambda *args: steps.append(real_step(*args)) or steps[-1])
     reads = []
     for name in ("item", "tolist", "__float__"):
-        def counted(self, *args, real=getattr(torch.Tensor, name), name=name):
+
+        def counted(self, *args, real=getattr(torch.Tensor, name), name=name):  # noqa: B008 (bound per loop turn)
             caller = sys._getframe(1)
-            if any(Path(caller.f_code.co_filename).is_relative_to(ROOT / d) for d in ("lab", "plugins")):  # the lab's reads, not torch's own (Adam's CPU step count; a venv may sit inside ROOT)
+            if any(
+                Path(caller.f_code.co_filename).is_relative_to(ROOT / d) for d in ("lab", "plugins")
+            ):  # the lab's reads, not torch's own (Adam's CPU step count; a venv may sit inside ROOT)
                 reads.append(f"{name} at {Path(caller.f_code.co_filename).name}:{caller.f_lineno}")
             return real(self, *args)
 
@@ -156,17 +187,29 @@ def test_ddp_collectives_get_tensors_on_the_process_device(tiny_config, tmp_path
 
 def test_ddp_ranks_agree_to_stop_only_where_the_loop_syncs(tiny_config, tmp_path, monkeypatch):
     """Rank 0's time-limit flag is a broadcast, which makes every rank wait for its GPU: once per `sync_every` steps."""
-    trainer = train_module.Trainer(tiny_config(batch_size=3, epochs=1, sync_every=2, time_limit=60.0), tmp_path / "run", resume=False, progress=False)
+    trainer = train_module.Trainer(
+        tiny_config(batch_size=3, epochs=1, sync_every=2, time_limit=60.0),
+        tmp_path / "run",
+        resume=False,
+        progress=False,
+    )
     trainer.dist = train_module.Distributed(rank=0, world=2, device=torch.device("cpu"))
     at_step = []
 
     def all_gather_object(out, obj):
         out[:] = [obj] * len(out)
 
-    fake = SimpleNamespace(broadcast=lambda *_: at_step.append(trainer.step), all_reduce=lambda *_: None, all_gather_object=all_gather_object)
+    fake = SimpleNamespace(
+        broadcast=lambda *_: at_step.append(trainer.step),
+        all_reduce=lambda *_: None,
+        all_gather_object=all_gather_object,
+    )
     monkeypatch.setattr(train_module, "dist", fake)
     trainer.run()
-    assert [s for s in at_step if s] == [2, 4]  # this rank's half of 24 captions: 4 steps; the other checks come between epochs (step 0)
+    assert [s for s in at_step if s] == [
+        2,
+        4,
+    ]  # this rank's half of 24 captions: 4 steps; the other checks come between epochs (step 0)
     assert trainer.epoch == 1
 
 
@@ -186,20 +229,38 @@ def _learning_rates_per_step(trainer, monkeypatch, seconds_per_step=0.0):
 
 def test_lr_decay_falls_linearly_to_zero_over_the_epochs_and_resumes_on_schedule(tiny_config, tmp_path, monkeypatch):
     config = tiny_config(batch_size=6, epochs=2, lr=1e-3, lr_d=4e-3, lr_decay=True)  # 24 captions: 4 steps an epoch
-    seen = _learning_rates_per_step(train_module.Trainer(config, tmp_path / "run", resume=False, progress=False), monkeypatch)
+    seen = _learning_rates_per_step(
+        train_module.Trainer(config, tmp_path / "run", resume=False, progress=False), monkeypatch
+    )
     assert seen == [pytest.approx((1e-3 * (1 - k / 8), 4e-3 * (1 - k / 8))) for k in range(8)]
 
-    resumed = train_module.Trainer(tiny_config(batch_size=6, epochs=4, lr=1e-3, lr_d=4e-3, lr_decay=True), tmp_path / "run", resume=True, progress=False)
-    assert _learning_rates_per_step(resumed, monkeypatch) == [pytest.approx((1e-3 * (1 - k / 16), 4e-3 * (1 - k / 16))) for k in range(8, 16)]
+    resumed = train_module.Trainer(
+        tiny_config(batch_size=6, epochs=4, lr=1e-3, lr_d=4e-3, lr_decay=True),
+        tmp_path / "run",
+        resume=True,
+        progress=False,
+    )
+    assert _learning_rates_per_step(resumed, monkeypatch) == [
+        pytest.approx((1e-3 * (1 - k / 16), 4e-3 * (1 - k / 16))) for k in range(8, 16)
+    ]
 
-    constant = train_module.Trainer(tiny_config(batch_size=6, epochs=1, lr=1e-3), tmp_path / "constant", resume=False, progress=False)
+    constant = train_module.Trainer(
+        tiny_config(batch_size=6, epochs=1, lr=1e-3), tmp_path / "constant", resume=False, progress=False
+    )
     assert _learning_rates_per_step(constant, monkeypatch) == [(1e-3, 1e-3)] * 4
 
 
 def test_lr_decay_follows_the_time_limit_when_it_runs_out_first(tiny_config, tmp_path, monkeypatch):
-    trainer = train_module.Trainer(tiny_config(batch_size=6, epochs=1000, lr=1e-3, time_limit=1.0, lr_decay=True), tmp_path / "run", resume=False, progress=False)
+    trainer = train_module.Trainer(
+        tiny_config(batch_size=6, epochs=1000, lr=1e-3, time_limit=1.0, lr_decay=True),
+        tmp_path / "run",
+        resume=False,
+        progress=False,
+    )
     seen = _learning_rates_per_step(trainer, monkeypatch, seconds_per_step=15.0)  # a quarter of the minute per step
-    assert [g for g, _ in seen] == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3], abs=3e-5)  # plus the steps' own seconds
+    assert [g for g, _ in seen] == pytest.approx(
+        [1e-3, 0.75e-3, 0.5e-3, 0.25e-3], abs=3e-5
+    )  # plus the steps' own seconds
 
 
 class TinyEncoder:
@@ -225,13 +286,30 @@ def test_resume_refuses_a_mismatched_encoder_or_image_size(tiny_config, tmp_path
 
 def test_ctrl_c_in_a_real_process_saves_and_resume_finishes(tmp_path, synthetic_root):
     run = tmp_path / "sigint"
-    args = [sys.executable, "-m", "lab.cli", "train", "--quiet", f"--data_dir={synthetic_root}", "--encoder=minilm", "--generator.width=8", "--discriminator.width=8",
-            "--batch_size=4", "--epochs=200", "--split=all", f"--cache_dir={tmp_path / 'cache'}", f"--out_dir={run}", "--threads=1"]
+    args = [
+        sys.executable,
+        "-m",
+        "lab.cli",
+        "train",
+        "--quiet",
+        f"--data_dir={synthetic_root}",
+        "--encoder=minilm",
+        "--generator.width=8",
+        "--discriminator.width=8",
+        "--batch_size=4",
+        "--epochs=200",
+        "--split=all",
+        f"--cache_dir={tmp_path / 'cache'}",
+        f"--out_dir={run}",
+        "--threads=1",
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (run / "metrics.jsonl").is_file() or not read_metrics(run):
         time.sleep(0.5)
-        assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "timeout"
+        assert time.time() < deadline and proc.poll() is None, (
+            proc.stderr.read() if proc.poll() is not None else "timeout"
+        )
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Continue with: lab train --resume" in err and "Traceback" not in err
@@ -244,7 +322,7 @@ def test_ctrl_c_in_a_real_process_saves_and_resume_finishes(tmp_path, synthetic_
 
 
 def test_sample_grid_rows_show_different_flowers(tiny_config, tmp_path):
-    from lab.train import SAMPLE_CAPTIONS, Trainer
+    from lab.train.trainer import SAMPLE_CAPTIONS, Trainer
 
     trainer = Trainer(tiny_config(captions="all"), tmp_path / "samples-run", resume=False, progress=False)
     rows = trainer.sample_texts

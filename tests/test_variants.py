@@ -1,5 +1,6 @@
 """The training step and the variants a lab compares: correct batch statistics, hinge + MA-GP, DiffAugment, EMA,
 conditioning augmentation, the DF-GAN generator, and the config tables that carry their settings."""
+
 import copy
 
 import pytest
@@ -7,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from lab.augment import AugmentedDiscriminator, diff_augment
 from lab.checkpoint import load_checkpoint, read_metrics
 from lab.config import ExperimentConfig, apply, load
 from lab.errors import LabError
-from lab.models import build_parts
-from lab.train import Trainer, train, train_step
+from lab.parts.build import build_parts
+from lab.train.augment import AugmentedDiscriminator, diff_augment
+from lab.train.trainer import Trainer, train, train_step
 from plugins.dcgan import Blur, FromVector, TiledTextConv
 from plugins.gan_cls import matching_loss
 from plugins.hinge_magp import HingeMAGP
@@ -32,7 +33,9 @@ def _parts(**settings):
 def _batch():
     g = torch.Generator().manual_seed(0)
     real = torch.rand(N, 3, 64, 64, generator=g) * 2 - 1
-    return {"image": real, "wrong_image": real.roll(1, 0), "embedding": torch.randn(N, TEXT, generator=g)}, torch.randn(N, 100, generator=g)
+    return {"image": real, "wrong_image": real.roll(1, 0), "embedding": torch.randn(N, TEXT, generator=g)}, torch.randn(
+        N, 100, generator=g
+    )
 
 
 def test_d_step_judges_the_fakes_exactly_as_it_would_judge_them_alone():
@@ -74,7 +77,9 @@ def test_magp_is_the_gradient_norm_of_real_pairs_to_the_sixth():
     by_hand = 2.0 * torch.cat([gx.flatten(1), ge.flatten(1)], 1).norm(dim=1).pow(6).mean()
     fake = torch.zeros_like(real)
     out = HingeMAGP().discriminator_step(discriminator, real, batch["wrong_image"], fake, emb)
-    hinge = HingeMAGP().discriminator_loss(discriminator(real, emb)[0], discriminator(batch["wrong_image"], emb)[0], discriminator(fake, emb)[0])
+    hinge = HingeMAGP().discriminator_loss(
+        discriminator(real, emb)[0], discriminator(batch["wrong_image"], emb)[0], discriminator(fake, emb)[0]
+    )
     assert out.terms["d_gp"] == pytest.approx(by_hand.item(), rel=1e-4)
     assert out.total.item() == pytest.approx(hinge.total.item() + by_hand.item(), rel=1e-4)
     out.total.backward()  # the penalty is differentiable w.r.t. D's weights (create_graph)
@@ -144,12 +149,16 @@ def test_matching_adds_its_weighted_term_to_both_players_and_nothing_when_off():
     args = (discriminator, batch["image"], batch["wrong_image"], fake.detach(), batch["embedding"])
     d_off, d_on = off.discriminator_step(*args), on.discriminator_step(*args)
     real_features = discriminator(batch["image"], batch["embedding"])[1]
-    torch.testing.assert_close(d_on.total - d_off.total, 0.5 * matching_loss(discriminator, real_features, batch["embedding"], 0.1))
+    torch.testing.assert_close(
+        d_on.total - d_off.total, 0.5 * matching_loss(discriminator, real_features, batch["embedding"], 0.1)
+    )
     assert "d_match" in d_on.terms and "d_match" not in d_off.terms
     g_on = on.generator_step(discriminator, fake, batch["image"], batch["embedding"])
     g_off = off.generator_step(discriminator, fake, batch["image"], batch["embedding"])
     fake_features = discriminator(fake, batch["embedding"])[1]
-    torch.testing.assert_close(g_on.total - g_off.total, 0.5 * matching_loss(discriminator, fake_features, batch["embedding"], 0.1))
+    torch.testing.assert_close(
+        g_on.total - g_off.total, 0.5 * matching_loss(discriminator, fake_features, batch["embedding"], 0.1)
+    )
     g_on.terms["g_match"].item()  # logged under its own name
     assert torch.autograd.grad(g_on.total - g_off.total, fake)[0].abs().sum() > 0  # G is taught by it
     with pytest.raises(LabError, match="temperature > 0"):
@@ -165,7 +174,9 @@ def test_tiled_text_conv_equals_the_conv_over_the_tiled_concatenation(size, bias
     torch.testing.assert_close(conv(features, text), F.conv2d(tiled, conv.weight, conv.bias, padding=1))
 
 
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])  # the trainer keeps G channels-last
+@pytest.mark.parametrize(
+    "memory_format", [torch.contiguous_format, torch.channels_last]
+)  # the trainer keeps G channels-last
 def test_from_vector_is_the_transposed_conv_from_1x1_with_its_gradients(memory_format):
     torch.manual_seed(0)
     layer = FromVector(6, 5).to(memory_format=memory_format)
@@ -173,8 +184,16 @@ def test_from_vector_is_the_transposed_conv_from_1x1_with_its_gradients(memory_f
     ours, plain = layer(vector), F.conv_transpose2d(vector, layer.weight)
     torch.testing.assert_close(ours, plain)
     grad_out = torch.randn_like(plain)
-    torch.testing.assert_close(torch.autograd.grad(ours, (vector, layer.weight), grad_out), torch.autograd.grad(plain, (vector, layer.weight), grad_out))
-    assert list(layer.state_dict()) == ["weight"] and layer.weight.shape == (6, 5, 4, 4)  # checkpoints of the plain layer load
+    torch.testing.assert_close(
+        torch.autograd.grad(ours, (vector, layer.weight), grad_out),
+        torch.autograd.grad(plain, (vector, layer.weight), grad_out),
+    )
+    assert list(layer.state_dict()) == ["weight"] and layer.weight.shape == (
+        6,
+        5,
+        4,
+        4,
+    )  # checkpoints of the plain layer load
 
 
 def test_blur_removes_the_checkerboard_and_keeps_flat_colour():
@@ -197,7 +216,9 @@ def test_blur_1_is_the_plain_generator_blurred_before_tanh():
         before_tanh = plain.net[:-1](torch.cat([noise, plain.project(batch["embedding"])], 1)[:, :, None, None])
         torch.testing.assert_close(smooth(noise, batch["embedding"]), torch.tanh(Blur(3)(before_tanh)))
     inner, _, _, _, _ = _parts(**{"generator.blur": 4})
-    assert sum(isinstance(m, Blur) for m in inner.modules()) == 4  # after the 8, 16 and 32 px upsamplings, and on the 64 px RGB output
+    assert (
+        sum(isinstance(m, Blur) for m in inner.modules()) == 4
+    )  # after the 8, 16 and 32 px upsamplings, and on the 64 px RGB output
     with pytest.raises(LabError, match="blur must be between 0 and 4"):
         _parts(**{"generator.blur": 5})
 
@@ -209,8 +230,12 @@ def test_discriminator_blur_judges_every_image_through_the_low_pass():
     sharp.eval(), blurred.eval()
     batch, _ = _batch()
     with torch.no_grad():
-        torch.testing.assert_close(blurred(batch["image"], batch["embedding"])[0], sharp(Blur(3)(batch["image"]), batch["embedding"])[0])
-        assert not torch.allclose(blurred(batch["image"], batch["embedding"])[0], sharp(batch["image"], batch["embedding"])[0])
+        torch.testing.assert_close(
+            blurred(batch["image"], batch["embedding"])[0], sharp(Blur(3)(batch["image"]), batch["embedding"])[0]
+        )
+        assert not torch.allclose(
+            blurred(batch["image"], batch["embedding"])[0], sharp(batch["image"], batch["embedding"])[0]
+        )
 
 
 def test_skip_generator_adds_every_stage_rgb_upsampled_to_the_last_conv():
@@ -227,7 +252,10 @@ def test_skip_generator_adds_every_stage_rgb_upsampled_to_the_last_conv():
         # the 4x4 stage alone paints the whole 64x64 image: a flat colour survives every bilinear upsampling
         skip.net[-2].weight.zero_()
         skip.to_rgb[0].bias.copy_(torch.tensor([0.5, -0.2, 0.1]))
-        torch.testing.assert_close(skip(noise, batch["embedding"]), torch.tanh(torch.tensor([0.5, -0.2, 0.1])).view(1, 3, 1, 1).expand(N, 3, 64, 64))
+        torch.testing.assert_close(
+            skip(noise, batch["embedding"]),
+            torch.tanh(torch.tensor([0.5, -0.2, 0.1])).view(1, 3, 1, 1).expand(N, 3, 64, 64),
+        )
 
 
 def test_diff_augment_is_seeded_shape_preserving_and_really_changes_images():
@@ -239,7 +267,10 @@ def test_diff_augment_is_seeded_shape_preserving_and_really_changes_images():
     zeroed = (cut == 0).all(1).flatten(1).sum(1)
     assert ((zeroed > 0) & (zeroed <= 64)).all(), "cutout zeroes at most a half-side square per image"
     moved = diff_augment(x, "translation", torch.Generator().manual_seed(3))
-    assert not torch.equal(moved, x) and torch.isclose(moved[moved != 0].sort().values[-5:], x.flatten().sort().values[-5:]).any()
+    assert (
+        not torch.equal(moved, x)
+        and torch.isclose(moved[moved != 0].sort().values[-5:], x.flatten().sort().values[-5:]).any()
+    )
     with pytest.raises(LabError, match="unknown augment policy 'flip'"):
         load(None, ["--augment.policy=flip"])
 
@@ -259,7 +290,9 @@ def test_augmentation_reaches_every_image_d_sees_in_both_steps():
 
 
 def test_config_tables_from_a_file_and_the_command_line(tmp_path):
-    (tmp_path / "c.toml").write_text('[generator]\nname = "dfgan"\nwidth = 16\n[loss]\nname = "hinge-magp"\ngp_weight = 1.5\n[augment]\npolicy = "translation"\n')
+    (tmp_path / "c.toml").write_text(
+        '[generator]\nname = "dfgan"\nwidth = 16\n[loss]\nname = "hinge-magp"\ngp_weight = 1.5\n[augment]\npolicy = "translation"\n'
+    )
     c = load(tmp_path / "c.toml", ["--generator.cond_aug=true", "--discriminator.norm=none", "--lr_d=4e-4"])
     assert c.generator.name == "dfgan" and c.generator.options == {"width": 16, "cond_aug": True}
     assert c.loss.options == {"gp_weight": 1.5} and c.augment.policy == "translation"
@@ -271,10 +304,19 @@ def test_config_tables_from_a_file_and_the_command_line(tmp_path):
         load(None, ["--epochs.x=3"])
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("batch_size", "1", "at least 2"), ("epochs", "0", "at least 1"), ("lr", "0", "positive"), ("lr", "nan", "positive"),
-    ("lr", "-1e-4", "positive"), ("image_size", "96", "power of two"), ("ema", "1.5", r"in \[0, 1\)"), ("seed", str(2**70), "2\\*\\*63"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("batch_size", "1", "at least 2"),
+        ("epochs", "0", "at least 1"),
+        ("lr", "0", "positive"),
+        ("lr", "nan", "positive"),
+        ("lr", "-1e-4", "positive"),
+        ("image_size", "96", "power of two"),
+        ("ema", "1.5", r"in \[0, 1\)"),
+        ("seed", str(2**70), "2\\*\\*63"),
+    ],
+)
 def test_config_ranges_are_checked_at_load_time(key, value, message):
     with pytest.raises(LabError, match=f"config key '{key}' must be .*{message}"):
         load(None, [f"--{key}={value}"])
@@ -284,7 +326,7 @@ def test_a_setting_the_parts_reject_fails_before_any_image_is_decoded(tiny_confi
     def no_data(*args, **kwargs):
         raise AssertionError("data was read before the models were built")
 
-    monkeypatch.setattr("lab.train.build_dataset", no_data)
+    monkeypatch.setattr("lab.train.trainer.build_dataset", no_data)
     with pytest.raises(LabError, match="width must be at least 1"):
         Trainer(tiny_config(**{"generator.width": 0}), tmp_path / "r", resume=False, progress=False)
 
@@ -292,7 +334,9 @@ def test_a_setting_the_parts_reject_fails_before_any_image_is_decoded(tiny_confi
 def test_ema_batch_norm_statistics_are_measured_on_the_averaged_weights(tiny_config, tmp_path):
     """The average's running means belong to the average, not to the live G; measuring them draws nothing
     from the training RNGs (conditioning augmentation samples from torch's global one in train mode)."""
-    trainer = Trainer(tiny_config(ema=0.9, epochs=1, **{"generator.cond_aug": True}), tmp_path / "run", resume=False, progress=False)
+    trainer = Trainer(
+        tiny_config(ema=0.9, epochs=1, **{"generator.cond_aug": True}), tmp_path / "run", resume=False, progress=False
+    )
     trainer.run()
     rngs = torch.get_rng_state(), trainer.rng.get_state()
     trainer.recalibrate_ema()
@@ -313,8 +357,17 @@ def test_ema_batch_norm_statistics_are_measured_on_the_averaged_weights(tiny_con
 
 def test_variant_run_trains_keeps_ema_and_resumes_exactly(tiny_config, tmp_path):
     variant = {
-        "generator": "dfgan", "generator.width": 4, "generator.cond_aug": True, "discriminator.norm": "none", "loss": "hinge-magp",
-        "augment.policy": "translation,cutout,color", "ema": 0.9, "beta1": 0.0, "beta2": 0.9, "lr": 1e-4, "lr_d": 4e-4,
+        "generator": "dfgan",
+        "generator.width": 4,
+        "generator.cond_aug": True,
+        "discriminator.norm": "none",
+        "loss": "hinge-magp",
+        "augment.policy": "translation,cutout,color",
+        "ema": 0.9,
+        "beta1": 0.0,
+        "beta2": 0.9,
+        "lr": 1e-4,
+        "lr_d": 4e-4,
     }
     straight = train(tiny_config(out_dir=str(tmp_path / "straight"), **variant), progress=False)
     metrics = read_metrics(straight)
@@ -335,10 +388,14 @@ def test_variant_run_trains_keeps_ema_and_resumes_exactly(tiny_config, tmp_path)
 def test_lr_given_on_resume_applies(tiny_config, tmp_path):
     run = train(tiny_config(epochs=1), progress=False)
     trainer = Trainer(tiny_config(epochs=2, lr=1e-5), run, resume=True, progress=False)
-    assert [g["lr"] for g in trainer.opt_g.param_groups] == [1e-5] and [g["lr"] for g in trainer.opt_d.param_groups] == [1e-5]
+    assert [g["lr"] for g in trainer.opt_g.param_groups] == [1e-5] and [
+        g["lr"] for g in trainer.opt_d.param_groups
+    ] == [1e-5]
 
 
-def test_metrics_come_from_the_checkpoint_so_a_kill_after_saving_never_duplicates_a_line(tiny_config, tmp_path, monkeypatch):
+def test_metrics_come_from_the_checkpoint_so_a_kill_after_saving_never_duplicates_a_line(
+    tiny_config, tmp_path, monkeypatch
+):
     run = tmp_path / "run"
     calls = [0]
     real_write = Trainer.write_metrics
@@ -357,8 +414,10 @@ def test_metrics_come_from_the_checkpoint_so_a_kill_after_saving_never_duplicate
 
 
 def test_nan_before_any_checkpoint_says_none_was_saved(tiny_config, monkeypatch):
-    monkeypatch.setattr("lab.train.train_step", lambda *args: {"d_loss": float("nan"), "g_loss": 1.0})
-    with pytest.raises(LabError, match=r"at epoch 1 step 1; training stopped, no epoch had finished, so no checkpoint was saved"):
+    monkeypatch.setattr("lab.train.trainer.train_step", lambda *args: {"d_loss": float("nan"), "g_loss": 1.0})
+    with pytest.raises(
+        LabError, match=r"at epoch 1 step 1; training stopped, no epoch had finished, so no checkpoint was saved"
+    ):
         train(tiny_config(), progress=False)
 
 
@@ -380,7 +439,7 @@ def test_a_cuda_device_without_a_gpu_is_one_clear_error(monkeypatch):
 
 
 def test_pipeline_renders_thousands_of_captions_in_batches():
-    from lab.pipeline import Pipeline
+    from lab.sample.pipeline import Pipeline
 
     class Encoder:
         dim = TEXT

@@ -5,7 +5,7 @@ so a plain `pytest` run stays green) or `exercises` (a student's work). Each
 check file `test_exNN_<name>.py` grades module `<target>.exNN_<name>` through
 the `ex` fixture; the module is imported inside the fixture, so a broken
 student file fails its checks instead of stopping collection, and no student
-code runs before the grader's harness (`lab/grade_child.py`) is in place.
+code runs before the grader's harness (`lab/course/grade_child.py`) is in place.
 
 A plain `pytest` run does not collect these checks: `tests/test_course.py`
 grades both targets through `lab grade` instead, so they never run twice.
@@ -13,9 +13,10 @@ Naming this folder (`pytest tests/grading/...`) or setting `LAB_GRADE_TARGET`
 runs them in-process, with full tracebacks.
 
 `@pytest.mark.points(n)` gives a check its weight (1 when absent). `lab grade`
-scores from its own copy of these weights (`lab/grade_manifest.py`), which a
+scores from its own copy of these weights (`lab/course/grade_manifest.py`), which a
 test keeps equal to the markers.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Exercise 1: caption loading in both layouts, with skipped items counted."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lab.captions import MAX_CAPTION_CHARS
+from lab.data.captions import MAX_CAPTION_CHARS
 from lab.errors import LabError
 
 
@@ -36,7 +37,9 @@ def original(tmp_path: Path) -> Path:
     """Two classes, three images; class folders name the label."""
     for i, cls in [(1, 2), (2, 1), (3, 2)]:
         _image(tmp_path / "jpg" / f"image_0000{i}.jpg")
-        _text(tmp_path / "text_c10" / f"class_0000{cls}" / f"image_0000{i}.txt", f"caption of image {i}\nsecond of {i}\n")
+        _text(
+            tmp_path / "text_c10" / f"class_0000{cls}" / f"image_0000{i}.txt", f"caption of image {i}\nsecond of {i}\n"
+        )
     return tmp_path
 
 
@@ -68,7 +71,10 @@ def test_cvpr_layout_first_captions_sorted(ex, cvpr):
 @pytest.mark.points(1)
 def test_cvpr_layout_all_captions(ex, cvpr):
     result = ex.load_captions(cvpr, "all")
-    assert [it.captions for it in result.items] == [["first flower", "another caption"], ["second flower", "has yellow petals"]]
+    assert [it.captions for it in result.items] == [
+        ["first flower", "another caption"],
+        ["second flower", "has yellow petals"],
+    ]
 
 
 @pytest.mark.points(2)

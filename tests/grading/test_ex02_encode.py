@@ -3,6 +3,7 @@
 Uses the small MiniLM model shipped as a PyPI package (384-d, loads in a second)
 in place of MPNet, which is the same kind of model, only larger.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lab.errors import LabError
-from lab.interfaces import TextEncoder
+from lab.parts.interfaces import TextEncoder
 
 CAPTIONS = ["a red flower with five round petals", "this flower has crimson petals", "a diesel engine in a truck"]
 

@@ -1,4 +1,5 @@
 """Exercise 3: batches with images in [-1, 1] and wrong images that never match their caption."""
+
 from __future__ import annotations
 
 import pytest

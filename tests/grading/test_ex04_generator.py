@@ -1,4 +1,5 @@
 """Exercise 4: the conditional DCGAN generator (small widths keep the checks fast)."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from lab.config import ExperimentConfig, Part
 from lab.errors import LabError
-from lab.interfaces import Generator as GeneratorInterface
+from lab.parts.interfaces import Generator as GeneratorInterface
 
 TEXT, NOISE, PROJ, WIDTH = 16, 10, 8, 8
 
@@ -43,8 +44,12 @@ def test_output_depends_on_text_and_noise(ex):
     noise, text = _inputs()
     other_noise, other_text = _inputs(seed=2)
     base = generator(noise, text)
-    assert (generator(noise, other_text) - base).abs().max() > 0.01 * base.abs().max(), "the caption does not change the image"
-    assert (generator(other_noise, text) - base).abs().max() > 0.01 * base.abs().max(), "the noise does not change the image"
+    assert (generator(noise, other_text) - base).abs().max() > 0.01 * base.abs().max(), (
+        "the caption does not change the image"
+    )
+    assert (generator(other_noise, text) - base).abs().max() > 0.01 * base.abs().max(), (
+        "the noise does not change the image"
+    )
 
 
 @pytest.mark.points(2)
@@ -80,9 +85,11 @@ def test_unsupported_size_is_a_lab_error(ex):
 
 @pytest.mark.points(2)
 def test_plugs_into_the_trainer(ex):
-    from lab.models import build_generator
+    from lab.parts.build import build_generator
 
-    config = ExperimentConfig(generator=Part(f"{ex.__name__}:Generator", {"noise_dim": NOISE, "text_proj_dim": PROJ, "width": WIDTH}))
+    config = ExperimentConfig(
+        generator=Part(f"{ex.__name__}:Generator", {"noise_dim": NOISE, "text_proj_dim": PROJ, "width": WIDTH})
+    )
     generator = build_generator(config, text_dim=TEXT)
     assert isinstance(generator, ex.Generator)
     assert generator(*_inputs()).shape == (4, 3, config.image_size, config.image_size)

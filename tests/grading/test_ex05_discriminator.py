@@ -1,4 +1,5 @@
 """Exercise 5: the conditional DCGAN discriminator (small widths keep the checks fast)."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from lab.config import ExperimentConfig, Part
 from lab.errors import LabError
-from lab.interfaces import Discriminator as DiscriminatorInterface
+from lab.parts.interfaces import Discriminator as DiscriminatorInterface
 
 TEXT, PROJ, WIDTH = 16, 8, 8
 
@@ -63,7 +64,9 @@ def test_text_changes_the_score_not_the_features(ex):
     scale = logits.abs().max()
     assert (logits - other_logits).abs().max() > 0.01 * scale, "the caption does not change the score"
     other_image, _ = _inputs(seed=3)
-    assert (discriminator(other_image, text)[0] - logits).abs().max() > 0.01 * scale, "the image does not change the score"
+    assert (discriminator(other_image, text)[0] - logits).abs().max() > 0.01 * scale, (
+        "the image does not change the score"
+    )
 
 
 @pytest.mark.points(2)
@@ -94,9 +97,11 @@ def test_wrong_image_size_is_a_lab_error(ex):
 
 @pytest.mark.points(2)
 def test_plugs_into_the_trainer(ex):
-    from lab.models import build_discriminator
+    from lab.parts.build import build_discriminator
 
-    config = ExperimentConfig(discriminator=Part(f"{ex.__name__}:Discriminator", {"text_proj_dim": PROJ, "width": WIDTH}))
+    config = ExperimentConfig(
+        discriminator=Part(f"{ex.__name__}:Discriminator", {"text_proj_dim": PROJ, "width": WIDTH})
+    )
     discriminator = build_discriminator(config, text_dim=TEXT)
     assert isinstance(discriminator, ex.Discriminator)
     assert discriminator(*_inputs())[0].shape == (4,)

@@ -1,4 +1,5 @@
 """Exercise 7: one training step, checked with the lab's own tiny DCGAN parts and loss."""
+
 from __future__ import annotations
 
 import copy
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torchvision.transforms.functional import pil_to_tensor
 
-from lab.synthetic import draw_flower, random_attributes
+from lab.data.synthetic import draw_flower, random_attributes
 from plugins.dcgan import DCGANDiscriminator, DCGANGenerator
 from plugins.gan_cls import GanClsLoss
 
@@ -25,7 +26,11 @@ def _flowers(n: int, seed: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def fixed_batch() -> dict:
     real = _flowers(N, seed=0)
-    return {"image": real, "wrong_image": real.roll(1, 0), "embedding": torch.randn(N, TEXT, generator=torch.Generator().manual_seed(0))}
+    return {
+        "image": real,
+        "wrong_image": real.roll(1, 0),
+        "embedding": torch.randn(N, TEXT, generator=torch.Generator().manual_seed(0)),
+    }
 
 
 def _parts() -> tuple:
@@ -55,9 +60,13 @@ def test_discriminator_judges_each_group_alone(ex, fixed_batch):
     generator, discriminator, recipe, opt_g, opt_d = _parts()
     expected_fake = copy.deepcopy(generator)(_noise(), fixed_batch["embedding"])
     calls = []
-    discriminator.register_forward_pre_hook(lambda module, args: calls.append([a.detach().clone() if not a.requires_grad else a for a in args]))
+    discriminator.register_forward_pre_hook(
+        lambda module, args: calls.append([a.detach().clone() if not a.requires_grad else a for a in args])
+    )
     ex.train_step(generator, discriminator, recipe, opt_g, opt_d, fixed_batch, _noise())
-    assert [len(images) for images, _ in calls] == [N] * 5, "D runs on real, wrong and fake alone (D step), then on fake and real (G step)"
+    assert [len(images) for images, _ in calls] == [N] * 5, (
+        "D runs on real, wrong and fake alone (D step), then on fake and real (G step)"
+    )
     (real, real_text), (wrong, _), (fake, _), (g_fake, g_text), (g_real, _) = calls
     torch.testing.assert_close(real, fixed_batch["image"])
     torch.testing.assert_close(wrong, fixed_batch["wrong_image"], msg="the wrong images are not fed to D")
@@ -102,7 +111,11 @@ def test_generator_step_uses_updated_d_and_detached_real_features(ex, fixed_batc
     ex.train_step(generator, discriminator, recipe, opt_g, opt_d, fixed_batch, _noise())
     assert seen["updated"], "update D (opt_d.step()) before the G step"
     assert not seen["real_features"].requires_grad, "real features must be detached"
-    torch.testing.assert_close(seen["real_features"], seen["expected"], msg="real features come from the updated D, run on the real batch alone")
+    torch.testing.assert_close(
+        seen["real_features"],
+        seen["expected"],
+        msg="real features come from the updated D, run on the real batch alone",
+    )
 
 
 @pytest.mark.points(1)

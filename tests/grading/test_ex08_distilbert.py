@@ -3,6 +3,7 @@
 The tiny model has real DistilBERT code and a real BERT vocabulary (MiniLM's),
 only random weights and 32 dimensions, so the checks run offline in seconds.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 import torch
 
 from lab.errors import LabError
-from lab.interfaces import TextEncoder
-from lab.registry import ENCODERS
+from lab.parts.interfaces import TextEncoder
+from lab.parts.registry import ENCODERS
 
 DIM = 32
 CAPTIONS = ["a red flower", "this flower has five long yellow petals and a brown center", "white petals"]
@@ -25,7 +26,9 @@ def tiny_model(tmp_path_factory, minilm_path) -> str:
     folder = tmp_path_factory.mktemp("tiny-distilbert")
     tokenizer = DistilBertTokenizerFast(vocab_file=str(Path(minilm_path) / "vocab.txt"))
     torch.manual_seed(0)
-    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=DIM, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=128)
+    config = DistilBertConfig(
+        vocab_size=tokenizer.vocab_size, dim=DIM, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=128
+    )
     DistilBertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)

@@ -12,13 +12,14 @@ side, zero padded), `cutout` (a zeroed square of half the side), `color`
 (brightness, saturation, contrast). The wrapper draws from its own RNG, so a
 seeded run (and a resumed one) augments the same way.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import LabError
+from lab.config import AUGMENT_POLICIES, check_policy
 
 
 def _color(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -49,20 +50,14 @@ def _cutout(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> torch.Te
     cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=g, device=x.device)
     cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=g, device=x.device)
     yy, xx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
-    inside = ((yy[None] >= cy - ch // 2) & (yy[None] < cy - ch // 2 + ch)) & ((xx[None] >= cx - cw // 2) & (xx[None] < cx - cw // 2 + cw))
+    inside = ((yy[None] >= cy - ch // 2) & (yy[None] < cy - ch // 2 + ch)) & (
+        (xx[None] >= cx - cw // 2) & (xx[None] < cx - cw // 2 + cw)
+    )
     return x * (~inside)[:, None].to(x.dtype)
 
 
 POLICIES = {"color": _color, "translation": _translation, "cutout": _cutout}
-
-
-def check_policy(policy: str) -> list[str]:
-    """The policy's transform names, in order; unknown names are one clear error."""
-    names = [p.strip() for p in policy.split(",") if p.strip()]
-    unknown = [p for p in names if p not in POLICIES]
-    if unknown:
-        raise LabError(f"unknown augment policy {', '.join(map(repr, unknown))}; choose from {', '.join(POLICIES)}")
-    return names
+assert tuple(POLICIES) == AUGMENT_POLICIES  # the config validates names against the same list
 
 
 def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> torch.Tensor:

@@ -13,6 +13,7 @@ shows how each run trained: loss curves and the sample grid of every epoch.
 Limits keep a shared page responsive: captions as long as training allows,
 at most `MAX_IMAGES` per run, one generation at a time with a bounded queue.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,13 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from .captions import MAX_CAPTION_CHARS
-from .checkpoint import Run
-from .errors import LabError
-from .evaluate import EVAL_JSON, summary_rows
-from .pipeline import Pipeline, validate_caption
-from .pixels import to_pil
-from .sweep import LEADERBOARD
+from lab.checkpoint import Run
+from lab.data.captions import MAX_CAPTION_CHARS
+from lab.errors import LabError
+from lab.evaluation.evaluate import EVAL_JSON, summary_rows
+from lab.experiments.sweep import LEADERBOARD
+from lab.pixels import to_pil
+from lab.sample.pipeline import Pipeline, validate_caption
 
 MAX_IMAGES = 8
 MAX_SEED = 2**31 - 1
@@ -64,7 +65,9 @@ def run_label(run: Run) -> str:
     if eval_path.is_file():
         scores = json.loads(eval_path.read_text())
         protocol = scores["protocol"]
-        lines.append(f"\n`lab eval` at epoch {scores['epoch']} ({protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images):")
+        lines.append(
+            f"\n`lab eval` at epoch {scores['epoch']} ({protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images):"
+        )
         lines += [f"- {name}: {value}" for name, value in summary_rows(scores)]
     else:
         lines.append(f"\nno scores yet: `lab eval --run {run.dir}`")
@@ -152,7 +155,13 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
         columns = []
         for pipe in pipes:
             before, after = pipe([caption, swapped], 1, seed)  # one caption each, the same noise
-            columns.append([(to_pil(before[None])[0], caption), (to_pil(after[None])[0], swapped), (difference(before, after), "difference (x2)")])
+            columns.append(
+                [
+                    (to_pil(before[None])[0], caption),
+                    (to_pil(after[None])[0], swapped),
+                    (difference(before, after), "difference (x2)"),
+                ]
+            )
         return tuple(columns)
 
     def run_galleries(prefix: str, label: str, **options) -> list[gr.Gallery]:
@@ -161,14 +170,29 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
         with gr.Row(equal_height=False):
             for i, run in enumerate(runs):
                 with gr.Column():
-                    out.append(gr.Gallery(label=f"{run.dir.name}: {label}", format="png", object_fit="contain", elem_id=f"{prefix}-{i}", elem_classes=[f"{prefix}-gallery"], **options))
+                    out.append(
+                        gr.Gallery(
+                            label=f"{run.dir.name}: {label}",
+                            format="png",
+                            object_fit="contain",
+                            elem_id=f"{prefix}-{i}",
+                            elem_classes=[f"{prefix}-gallery"],
+                            **options,
+                        )
+                    )
         return out
 
     with gr.Blocks(title="t2i-lab: compare runs", analytics_enabled=False) as demo:
         gr.Markdown("# Compare runs\nThe same caption and the same noise (seed) for every run, side by side.")
         with gr.Tab("Generate"):
             with gr.Row():
-                caption = gr.Textbox(value=EXAMPLES[0], label="Caption", max_length=MAX_CAPTION_CHARS, scale=4, info=f"at most {MAX_CAPTION_CHARS} characters")
+                caption = gr.Textbox(
+                    value=EXAMPLES[0],
+                    label="Caption",
+                    max_length=MAX_CAPTION_CHARS,
+                    scale=4,
+                    info=f"at most {MAX_CAPTION_CHARS} characters",
+                )
                 seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
                 count = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images per run", scale=1)
             button = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -179,22 +203,36 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
                     with gr.Column():
                         gr.Markdown(run_label(run))
                         galleries.append(
-                            gr.Gallery(label=run_title(run), columns=4, height=320, object_fit="contain", format="png", elem_id=f"run-{i}", elem_classes=["run-gallery"])
+                            gr.Gallery(
+                                label=run_title(run),
+                                columns=4,
+                                height=320,
+                                object_fit="contain",
+                                format="png",
+                                elem_id=f"run-{i}",
+                                elem_classes=["run-gallery"],
+                            )
                         )
             button.click(generate, [caption, seed, count], galleries, api_name="generate")
             caption.submit(generate, [caption, seed, count], galleries, api_name=False)
         with gr.Tab("Interpolate"):
-            gr.Markdown("One noise vector, the caption's embedding walked from the first caption to the second: what changes is what the text controls.")
+            gr.Markdown(
+                "One noise vector, the caption's embedding walked from the first caption to the second: what changes is what the text controls."
+            )
             with gr.Row():
                 start = gr.Textbox(value=EXAMPLES[0], label="From caption", max_length=MAX_CAPTION_CHARS, scale=3)
                 end = gr.Textbox(value=EXAMPLES[1], label="To caption", max_length=MAX_CAPTION_CHARS, scale=3)
                 steps = gr.Slider(2, MAX_IMAGES, value=6, step=1, label="Steps", scale=1)
                 walk_seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
             walk = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
-            strips = run_galleries("walk", "from the first caption (0) to the second (1)", columns=MAX_IMAGES, height=200)
+            strips = run_galleries(
+                "walk", "from the first caption (0) to the second (1)", columns=MAX_IMAGES, height=200
+            )
             walk.click(interpolate, [start, end, steps, walk_seed], strips, api_name="interpolate")
         with gr.Tab("Change one word"):
-            gr.Markdown("The caption, and the caption with one word swapped, drawn from the same noise, with their difference.")
+            gr.Markdown(
+                "The caption, and the caption with one word swapped, drawn from the same noise, with their difference."
+            )
             with gr.Row():
                 sentence = gr.Textbox(value=EXAMPLES[0], label="Caption", max_length=MAX_CAPTION_CHARS, scale=4)
                 old_word = gr.Textbox(value="red", label="Word to change", scale=1)
@@ -217,7 +255,9 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
                             gr.Image(str(losses), label="losses per epoch", interactive=False)
                         else:
                             gr.Markdown("no loss plot yet")
-                        gr.Gallery(sample_grids(run), label="sample grids (fixed captions and noise)", columns=1, height="auto")
+                        gr.Gallery(
+                            sample_grids(run), label="sample grids (fixed captions and noise)", columns=1, height="auto"
+                        )
     return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
 
 
@@ -232,7 +272,9 @@ def check_port(host: str, port: int) -> None:
         except socket.gaierror:
             raise LabError(f"--host {host} is not a known address") from None
         except OSError as e:
-            raise LabError(f"cannot serve on {host}:{port}: {e.strerror} (another `lab compare`? pick another --port)") from None
+            raise LabError(
+                f"cannot serve on {host}:{port}: {e.strerror} (another `lab compare`? pick another --port)"
+            ) from None
 
 
 def main(args) -> None:

@@ -13,6 +13,7 @@
   resolution, where position, rotation and leaves show), as a ratio to real drawings of the same
   attributes: 1 = as varied as real flowers, ~0 = G ignores its noise.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,14 +29,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import synthetic
-from .captions import load_captions
-from .data import split_items
-from .errors import LabError
-from .files import atomic_save, load_cache
-from .pixels import from_pil
+from lab.data import synthetic
+from lab.data.captions import load_captions
+from lab.data.dataset import split_items
+from lab.errors import LabError
+from lab.files import atomic_save, load_cache
+from lab.pixels import from_pil
 
-READ_SIZE = 32  # measured: colour, count and shape all read at 100% on held-out flowers at 32px, and it keeps training cheap
+READ_SIZE = (
+    32  # measured: colour, count and shape all read at 100% on held-out flowers at 32px, and it keeps training cheap
+)
 DIVERSITY_SIZE = 32  # position, rotation and leaves still show; pixel noise and fine texture do not count as variety
 # Reported attribute name -> (key in a synthetic attrs dict, the values it takes).
 ATTRIBUTES = {
@@ -59,16 +62,23 @@ class ReaderSettings:
     seed: int = 1000  # attrs from seed (train) and seed + 1 (held out), pixels from seed + 10_000 and + 10_001: no data set uses these
 
 
-def draw_real(attrs: list[dict], image_size: int, seed: int, progress: bool = False, desc: str = "drawing real flowers") -> torch.Tensor:
+def draw_real(
+    attrs: list[dict], image_size: int, seed: int, progress: bool = False, desc: str = "drawing real flowers"
+) -> torch.Tensor:
     """uint8 [N, 3, S, S]: one fresh real flower per attrs dict, as the data pipeline would load it."""
     rng = random.Random(seed)
-    images = [from_pil(synthetic.draw_as_loaded(a, image_size, rng)) for a in tqdm(attrs, desc=desc, disable=not progress, unit="img")]
+    images = [
+        from_pil(synthetic.draw_as_loaded(a, image_size, rng))
+        for a in tqdm(attrs, desc=desc, disable=not progress, unit="img")
+    ]
     return torch.stack(images) if images else torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
 
 
 def labels(attrs: list[dict]) -> torch.Tensor:
     """Long [N, 4]: the index of each attribute's value, in `ATTRIBUTES` order."""
-    return torch.tensor([[values.index(a[key]) for key, values in ATTRIBUTES.values()] for a in attrs], dtype=torch.long).view(-1, len(ATTRIBUTES))
+    return torch.tensor(
+        [[values.index(a[key]) for key, values in ATTRIBUTES.values()] for a in attrs], dtype=torch.long
+    ).view(-1, len(ATTRIBUTES))
 
 
 class AttributeReader(nn.Module):
@@ -83,16 +93,24 @@ class AttributeReader(nn.Module):
         self.held_out: dict[str, float] = {}  # accuracy per attribute on held-out real flowers, set when trained
         layers: list[nn.Module] = []
         channels = [3, width, width * 2, width * 4, width * 4]
-        for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):  # 32 -> 16 -> 8 -> 4 pixels, then one more conv
+        for i, (c_in, c_out) in enumerate(
+            itertools.pairwise(channels)
+        ):  # 32 -> 16 -> 8 -> 4 pixels, then one more conv
             layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
             layers += [nn.MaxPool2d(2)] if i < 3 else []
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(channels[-1] * (READ_SIZE // 8) ** 2, 256), nn.ReLU(inplace=True), nn.Linear(256, sum(len(v) for _, v in ATTRIBUTES.values())))
+        self.head = nn.Sequential(
+            nn.Linear(channels[-1] * (READ_SIZE // 8) ** 2, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, sum(len(v) for _, v in ATTRIBUTES.values())),
+        )
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [N, 3, S, S] -> float [-1, 1] at READ_SIZE (area downsampling)."""
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != self.image_size:
-            raise LabError(f"the attribute reader reads uint8 [N, 3, {self.image_size}, {self.image_size}] images, got {images.dtype} {list(images.shape)}")
+            raise LabError(
+                f"the attribute reader reads uint8 [N, 3, {self.image_size}, {self.image_size}] images, got {images.dtype} {list(images.shape)}"
+            )
         x = images.float().div(127.5).sub(1.0)
         return F.interpolate(x, size=READ_SIZE, mode="area")
 
@@ -104,13 +122,19 @@ class AttributeReader(nn.Module):
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Long [N, 4]: the value index read for each attribute."""
         self.eval()
-        chunks = [torch.stack([o.argmax(1) for o in self(self.prepare(images[i : i + batch_size].cpu()))], 1) for i in range(0, len(images), batch_size)]
+        chunks = [
+            torch.stack([o.argmax(1) for o in self(self.prepare(images[i : i + batch_size].cpu()))], 1)
+            for i in range(0, len(images), batch_size)
+        ]
         return torch.cat(chunks) if chunks else torch.empty(0, len(ATTRIBUTES), dtype=torch.long)
 
     def read(self, images: torch.Tensor) -> dict[str, list]:
         """attribute -> the value read from each image (colour names, petal counts, shape names)."""
         predicted = self.predict(images)
-        return {name: [values[i] for i in predicted[:, j].tolist()] for j, (name, (_, values)) in enumerate(ATTRIBUTES.items())}
+        return {
+            name: [values[i] for i in predicted[:, j].tolist()]
+            for j, (name, (_, values)) in enumerate(ATTRIBUTES.items())
+        }
 
 
 def _random_attrs(n: int, seed: int) -> list[dict]:
@@ -118,7 +142,9 @@ def _random_attrs(n: int, seed: int) -> list[dict]:
     return [synthetic.random_attributes(rng) for _ in range(n)]
 
 
-def train_reader(image_size: int, settings: ReaderSettings = ReaderSettings(), progress: bool = True) -> AttributeReader:
+def train_reader(
+    image_size: int, settings: ReaderSettings = ReaderSettings(), progress: bool = True
+) -> AttributeReader:
     """Train on freshly drawn real flowers, then measure `held_out` on flowers drawn with another seed.
 
     Mirrored and quarter-turned flowers are the same flowers (the renderer draws every rotation),
@@ -126,7 +152,13 @@ def train_reader(image_size: int, settings: ReaderSettings = ReaderSettings(), p
     """
     train_attrs = _random_attrs(settings.train_images, settings.seed)
     # pixels from their own seed: one seed for both would replay the attrs' random stream as drawing jitter
-    x = draw_real(train_attrs, image_size, settings.seed + 10_000, progress, f"drawing real flowers for the attribute reader ({image_size}px, once)")
+    x = draw_real(
+        train_attrs,
+        image_size,
+        settings.seed + 10_000,
+        progress,
+        f"drawing real flowers for the attribute reader ({image_size}px, once)",
+    )
     torch.manual_seed(settings.seed)
     reader = AttributeReader(image_size, settings.width)
     x, y = reader.prepare(x), labels(train_attrs)
@@ -134,7 +166,9 @@ def train_reader(image_size: int, settings: ReaderSettings = ReaderSettings(), p
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.steps)
     rng = torch.Generator().manual_seed(settings.seed)
     reader.train()
-    for _ in tqdm(range(settings.steps), desc="training the attribute reader (once)", disable=not progress, unit="step"):
+    for _ in tqdm(
+        range(settings.steps), desc="training the attribute reader (once)", disable=not progress, unit="step"
+    ):
         idx = torch.randint(0, len(x), (min(settings.batch_size, len(x)),), generator=rng)
         batch = torch.rot90(x[idx], int(torch.randint(0, 4, (1,), generator=rng)), (2, 3))
         batch = batch.flip(-1) if torch.rand(1, generator=rng) < 0.5 else batch
@@ -152,11 +186,15 @@ def train_reader(image_size: int, settings: ReaderSettings = ReaderSettings(), p
 def reader_cache_path(image_size: int, cache_dir: Path, settings: ReaderSettings = ReaderSettings()) -> Path:
     """Keyed by image size, the renderer's source (a changed drawing is a changed data set) and the settings."""
     digest = hashlib.sha1(inspect.getsource(synthetic).encode())
-    digest.update(json.dumps({"image_size": image_size, "read_size": READ_SIZE, **asdict(settings)}, sort_keys=True).encode())
+    digest.update(
+        json.dumps({"image_size": image_size, "read_size": READ_SIZE, **asdict(settings)}, sort_keys=True).encode()
+    )
     return Path(cache_dir) / "quality" / f"reader-{image_size}px-{digest.hexdigest()[:16]}.pt"
 
 
-def load_reader(image_size: int, cache_dir: str | Path, settings: ReaderSettings = ReaderSettings(), progress: bool = True) -> AttributeReader:
+def load_reader(
+    image_size: int, cache_dir: str | Path, settings: ReaderSettings = ReaderSettings(), progress: bool = True
+) -> AttributeReader:
     """The reader for `image_size`, trained on first use and cached under `cache_dir/quality/`."""
     path = reader_cache_path(image_size, Path(cache_dir), settings)
     reader = AttributeReader(image_size, settings.width)
@@ -172,7 +210,9 @@ def load_reader(image_size: int, cache_dir: str | Path, settings: ReaderSettings
 def attribute_accuracy(reader: AttributeReader, images: torch.Tensor, attrs: list[dict]) -> dict[str, float]:
     """Fraction of images showing each attribute their attrs name, their `mean`, and `all_four` right at once."""
     if len(images) != len(attrs) or not attrs:
-        raise LabError(f"attribute accuracy needs one attrs dict per image and at least one image, got {len(images)} images and {len(attrs)} attrs")
+        raise LabError(
+            f"attribute accuracy needs one attrs dict per image and at least one image, got {len(images)} images and {len(attrs)} attrs"
+        )
     right = reader.predict(images) == labels(attrs)  # [N, 4]
     scores = {name: float(right[:, j].float().mean()) for j, name in enumerate(ATTRIBUTES)}
     return {**scores, "mean": sum(scores.values()) / len(scores), "all_four": float(right.all(1).float().mean())}
@@ -201,17 +241,21 @@ def eval_captions(data_dir: str | Path, n: int, seed: int = 0) -> list[EvalCapti
     """`n` evaluation captions: the first n - n // 2 describe test-split flowers, the last n // 2 combinations
     no train-split flower has (all `n` from the test split if the train split has every combination).
 
-    Uses the lab's split (`lab.data.split_items`), so "test" and "train" mean what they mean in training. Each half is a seeded shuffle, repeated when `n` exceeds it.
+    Uses the lab's split (`lab.data.dataset.split_items`), so "test" and "train" mean what they mean in training. Each half is a seeded shuffle, repeated when `n` exceeds it.
     """
     path = Path(data_dir) / "attributes.json"
     if not path.is_file():
-        raise LabError(f"no attributes.json in {data_dir}: attribute accuracy needs the synthetic flowers (`lab data synthetic DEST`)")
+        raise LabError(
+            f"no attributes.json in {data_dir}: attribute accuracy needs the synthetic flowers (`lab data synthetic DEST`)"
+        )
     attributes = json.loads(path.read_text())
     captions = load_captions(data_dir)
     names = [item.image_path.stem for item in captions.items]
     missing = [name for name in names if name not in attributes]
     if missing:
-        raise LabError(f"attributes.json in {data_dir} has no attributes for {len(missing)} captioned image(s), e.g. {missing[0]}")
+        raise LabError(
+            f"attributes.json in {data_dir} has no attributes for {len(missing)} captioned image(s), e.g. {missing[0]}"
+        )
     test = [attributes[names[i]] for i in split_items(captions, "test")]
     seen = {combo(attributes[names[i]]) for i in split_items(captions, "train")}
     unseen = [a for a in all_combos() if combo(a) not in seen]
@@ -237,16 +281,24 @@ def diversity(images: torch.Tensor) -> float:
         raise LabError(f"diversity needs uint8 images [captions, K >= 2, 3, S, S], got {list(images.shape)}")
     c, k = images.shape[:2]
     small = F.interpolate(images.flatten(0, 1).float().div(255), size=DIVERSITY_SIZE, mode="area").view(c, k, -1)
-    distances = torch.cdist(small, small, compute_mode="donot_use_mm_for_euclid_dist") / small.shape[-1] ** 0.5  # [C, K, K] RMS, exact 0 for equal images
+    distances = (
+        torch.cdist(small, small, compute_mode="donot_use_mm_for_euclid_dist") / small.shape[-1] ** 0.5
+    )  # [C, K, K] RMS, exact 0 for equal images
     return float(distances.sum((1, 2)).mean() / (k * (k - 1)))
 
 
-def diversity_scores(generated: torch.Tensor, attrs: list[dict], seed: int = 0, progress: bool = False) -> dict[str, float]:
+def diversity_scores(
+    generated: torch.Tensor, attrs: list[dict], seed: int = 0, progress: bool = False
+) -> dict[str, float]:
     """{generated, real, ratio}: `diversity` of G's images [C, K, 3, S, S] for captions with these `attrs`,
     and of K fresh real drawings of each caption's attributes at the same size."""
     if len(attrs) != len(generated):
-        raise LabError(f"diversity needs one attrs dict per caption, got {len(generated)} captions and {len(attrs)} attrs")
+        raise LabError(
+            f"diversity needs one attrs dict per caption, got {len(generated)} captions and {len(attrs)} attrs"
+        )
     c, k, _, size, _ = generated.shape
-    real = draw_real([a for a in attrs for _ in range(k)], size, seed, progress, "drawing real flowers for diversity").view(c, k, 3, size, size)
+    real = draw_real(
+        [a for a in attrs for _ in range(k)], size, seed, progress, "drawing real flowers for diversity"
+    ).view(c, k, 3, size, size)
     fake_score, real_score = diversity(generated), diversity(real)
     return {"generated": fake_score, "real": real_score, "ratio": fake_score / real_score}

@@ -15,16 +15,33 @@ printable failure messages the table shows too.
   `<failure>` with its message where it failed; points as testsuite properties
   (JUnit has no points), read by CI systems and LMS plugins.
 """
+
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .grade import ExerciseScore
+from dataclasses import dataclass, field
 
 FORMATS = ("table", "json", "gradescope", "junit")
+
+
+@dataclass
+class CheckResult:
+    """One check of the manifest: its points, what it earned (all or nothing), and why not when it failed."""
+
+    name: str  # pytest node name inside the exercise's check file, e.g. "test_output_is_tanh_range"
+    points: int
+    earned: int
+    message: str = ""
+
+
+@dataclass
+class ExerciseScore:
+    name: str  # e.g. "ex04_generator"
+    earned: int = 0
+    possible: int = 0
+    failures: list[str] = field(default_factory=list)  # "check: first line of the error"
+    checks: list[CheckResult] = field(default_factory=list)  # every check of the manifest, in its order
 
 
 def format_table(scores: list[ExerciseScore], width: int = 200) -> str:
@@ -47,8 +64,19 @@ def as_json(scores: list[ExerciseScore], target: str) -> dict:
         "max_score": sum(s.possible for s in scores),
         "exercises": [
             {
-                "name": s.name, "score": s.earned, "max_score": s.possible,
-                "checks": [{"name": c.name, "score": c.earned, "max_score": c.points, "passed": c.earned == c.points, "message": c.message} for c in s.checks],
+                "name": s.name,
+                "score": s.earned,
+                "max_score": s.possible,
+                "checks": [
+                    {
+                        "name": c.name,
+                        "score": c.earned,
+                        "max_score": c.points,
+                        "passed": c.earned == c.points,
+                        "message": c.message,
+                    }
+                    for c in s.checks
+                ],
             }
             for s in scores
         ],
@@ -58,21 +86,40 @@ def as_json(scores: list[ExerciseScore], target: str) -> dict:
 def as_gradescope(scores: list[ExerciseScore]) -> dict:
     tests = [
         {
-            "name": f"{s.name}: {c.name.removeprefix('test_')}", "number": f"{i}.{j}",
-            "score": float(c.earned), "max_score": float(c.points), "status": "passed" if c.earned == c.points else "failed",
-            "output": c.message, "visibility": "visible",
+            "name": f"{s.name}: {c.name.removeprefix('test_')}",
+            "number": f"{i}.{j}",
+            "score": float(c.earned),
+            "max_score": float(c.points),
+            "status": "passed" if c.earned == c.points else "failed",
+            "output": c.message,
+            "visibility": "visible",
         }
         for i, s in enumerate(scores, 1)
         for j, c in enumerate(s.checks, 1)
     ]
-    return {"score": float(sum(s.earned for s in scores)), "output": format_table(scores), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+    return {
+        "score": float(sum(s.earned for s in scores)),
+        "output": format_table(scores),
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
 
 
 def as_junit(scores: list[ExerciseScore]) -> str:
     failures = sum(c.earned < c.points for s in scores for c in s.checks)
-    root = ET.Element("testsuites", name="lab grade", tests=str(sum(len(s.checks) for s in scores)), failures=str(failures))
+    root = ET.Element(
+        "testsuites", name="lab grade", tests=str(sum(len(s.checks) for s in scores)), failures=str(failures)
+    )
     for s in scores:
-        suite = ET.SubElement(root, "testsuite", name=s.name, tests=str(len(s.checks)), failures=str(sum(c.earned < c.points for c in s.checks)), errors="0")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=s.name,
+            tests=str(len(s.checks)),
+            failures=str(sum(c.earned < c.points for c in s.checks)),
+            errors="0",
+        )
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="score", value=str(s.earned))
         ET.SubElement(properties, "property", name="max_score", value=str(s.possible))
@@ -90,4 +137,7 @@ def render(scores: list[ExerciseScore], fmt: str, target: str) -> str:
         return format_table(scores) + "\n"
     if fmt == "junit":
         return as_junit(scores)
-    return json.dumps(as_json(scores, target) if fmt == "json" else as_gradescope(scores), indent=2, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(as_json(scores, target) if fmt == "json" else as_gradescope(scores), indent=2, ensure_ascii=False)
+        + "\n"
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from .errors import LabError
+from lab.errors import LabError
 
 PETAL_COLOURS = {
     "red": (210, 30, 40),
@@ -88,7 +88,7 @@ def draw_flower(attrs: dict, size: int, rng: random.Random) -> Image.Image:
 
 def draw_as_loaded(attrs: dict, image_size: int, rng: random.Random, draw_size: int = DRAW_SIZE) -> Image.Image:
     """A fresh flower as the lab's data pipeline delivers a data-set image: drawn at `draw_size`,
-    saved as JPEG like `generate` does, then resized bicubic to `image_size` like `lab.data.decode_image`.
+    saved as JPEG like `generate` does, then resized bicubic to `image_size` like `lab.data.dataset.decode_image`.
 
     Anything that judges generated images against real ones (the quality reader, the real side of
     an evaluation) draws through here, so it sees exactly what the generator was trained to imitate.

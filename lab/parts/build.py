@@ -6,15 +6,17 @@ Each part gets what the whole model shares (`text_dim` from the encoder,
 rebuilds only the generator from a run's saved config. Both go through here,
 so a part is always built with the same settings.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .config import ExperimentConfig, Part
-from .errors import LabError
-from .interfaces import Discriminator, Generator, LossRecipe, TextEncoder
-from .registry import DISCRIMINATORS, ENCODERS, GENERATORS, LOSSES, Registry
+from lab.config import ExperimentConfig, Part
+from lab.errors import LabError
+from lab.parts.interfaces import Discriminator, Generator, LossRecipe, TextEncoder
+from lab.parts.registry import DISCRIMINATORS, ENCODERS, GENERATORS, LOSSES, Registry
 
 
 def _create(registry: Registry, part: Part, kind: str, **shared: Any) -> Any:
@@ -28,7 +30,9 @@ def _create(registry: Registry, part: Part, kind: str, **shared: Any) -> Any:
     unknown = [k for k in part.options if k not in params and not takes_any]
     if unknown:
         known = [k for k in params if k not in shared]
-        raise LabError(f"{kind} '{part.name}' has no setting {', '.join(map(repr, unknown))}; it takes: {', '.join(known) or 'none'}")
+        raise LabError(
+            f"{kind} '{part.name}' has no setting {', '.join(map(repr, unknown))}; it takes: {', '.join(known) or 'none'}"
+        )
     accepted = {k: v for k, v in shared.items() if k in params or takes_any}
     try:
         return factory(**accepted, **part.options)
@@ -41,7 +45,9 @@ def build_generator(config: ExperimentConfig, text_dim: int) -> Generator:
 
 
 def build_discriminator(config: ExperimentConfig, text_dim: int) -> Discriminator:
-    return _create(DISCRIMINATORS, config.discriminator, "discriminator", text_dim=text_dim, image_size=config.image_size)
+    return _create(
+        DISCRIMINATORS, config.discriminator, "discriminator", text_dim=text_dim, image_size=config.image_size
+    )
 
 
 def build_loss(config: ExperimentConfig) -> LossRecipe:

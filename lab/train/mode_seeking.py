@@ -8,6 +8,7 @@ loss: images of one caption must move when the noise moves. The wrapper puts
 the term in `extra_losses`, so any generator and any loss recipe get it. The
 second noise comes from torch's global RNG, which the trainer checkpoints.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,6 @@
-"""The trusted half of `lab grade`: a pytest plugin loaded (`-p lab.grade_child`) into each grading child.
+"""The trusted half of `lab grade`: a pytest plugin loaded (`-p lab.course.grade_child`) into each grading child.
 
-The parent (`lab.grade`) starts one pytest child per exercise and decides every
+The parent (`lab.course.grade`) starts one pytest child per exercise and decides every
 verdict itself. This plugin runs in the child before any student module is
 imported (student code is imported by the `ex` fixture, at the first check's
 setup), and it:
@@ -20,6 +20,7 @@ but never earn points. The limit, stated in the README: the key lives in this
 process's memory, so hostile code in the same process could dig it out; graders
 of untrusted code use `lab grade --sandbox` on a copy they can throw away.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -114,7 +115,7 @@ def _apply_limits(limits: dict[str, int]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if KEY_FD not in os.environ or RECORD_FD not in os.environ:
-        raise pytest.UsageError("lab.grade_child is started by `lab grade`, not by hand")
+        raise pytest.UsageError("lab.course.grade_child is started by `lab grade`, not by hand")
     key = _read_key(int(os.environ.pop(KEY_FD)))
     record_fd = int(os.environ.pop(RECORD_FD))
     _apply_limits(json.loads(os.environ.pop(LIMITS, "{}")))

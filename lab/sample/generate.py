@@ -5,6 +5,7 @@ per image plus `index.json` (caption, seed, noise index, file) for scripts
 that score images. Captions can also come from a file, one per line; they are
 generated in batches with a progress bar, so thousands of captions fit in memory.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,12 +14,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .device import resolve_device
-from .errors import LabError
-from .files import atomic_write, write_json
-from .pipeline import MAX_SEED, Pipeline, validate_caption
-from .pixels import to_pil
-from .plots import caption_grid
+from lab.device import resolve_device
+from lab.errors import LabError
+from lab.files import atomic_write, write_json
+from lab.pixels import to_pil
+from lab.plots import caption_grid
+from lab.sample.pipeline import MAX_SEED, Pipeline, validate_caption
 
 MAX_GRID_CAPTIONS = 64  # a grid taller than this is unreadable; use --out-dir
 CHUNK_CAPTIONS = 256  # captions encoded and generated at a time with --out-dir
@@ -43,7 +44,9 @@ def write_images(pipe: Pipeline, captions: list[str], n: int, seed: int, out_dir
     """One PNG per image and `index.json`; refuses a folder that already holds an index unless `force`."""
     index_path = out_dir / "index.json"
     if index_path.exists() and not force:
-        raise LabError(f"{out_dir} already holds generated images ({index_path}); use --force to overwrite or pick another --out-dir")
+        raise LabError(
+            f"{out_dir} already holds generated images ({index_path}); use --force to overwrite or pick another --out-dir"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     bar = tqdm(total=len(captions) * n, desc="generating", unit="img", disable=len(captions) * n < 64)
@@ -53,7 +56,9 @@ def write_images(pipe: Pipeline, captions: list[str], n: int, seed: int, out_dir
             i, noise_index = start + k // n, k % n
             name = f"{i:05d}_{noise_index:02d}.png"
             atomic_write(out_dir / name, image.save)
-            entries.append({"file": name, "caption": captions[i], "caption_index": i, "seed": seed, "noise_index": noise_index})
+            entries.append(
+                {"file": name, "caption": captions[i], "caption_index": i, "seed": seed, "noise_index": noise_index}
+            )
             bar.update(1)
     bar.close()
     write_json({"run": str(pipe.run.dir) if pipe.run else "", "images": entries}, index_path)
@@ -75,7 +80,9 @@ def main(args) -> None:
         print(write_images(pipe, captions, args.n, args.seed, Path(args.out_dir), args.force))
         return
     if len(captions) > MAX_GRID_CAPTIONS:
-        raise LabError(f"{len(captions)} captions make an unreadable grid (limit {MAX_GRID_CAPTIONS}); use --out-dir DIR for one PNG per image")
+        raise LabError(
+            f"{len(captions)} captions make an unreadable grid (limit {MAX_GRID_CAPTIONS}); use --out-dir DIR for one PNG per image"
+        )
     slug = re.sub(r"[^a-z0-9]+", "-", captions[0].lower()).strip("-")[:60] or "caption"
     out = Path(args.out) if args.out else pipe.run.dir / "generated" / f"{slug}-seed{args.seed}.png"
     if out.exists() and not args.force:

@@ -4,7 +4,7 @@ The graded code is not trusted, so this process decides every verdict and
 never runs student code itself:
 
 - It reads the checks (`tests/grading/`) once, verifies them against the fixed
-  manifest (`lab/grade_manifest.py`: exercises, checks, points, file hashes),
+  manifest (`lab/course/grade_manifest.py`: exercises, checks, points, file hashes),
   and scores against that manifest: a check without a verdict scores 0.
 - It refuses files that import `solutions`, or the lab objects the solutions
   re-export (read from their syntax tree); the child blocks `solutions` at run
@@ -12,7 +12,7 @@ never runs student code itself:
 - It runs one pytest child per exercise in a throw-away folder holding fresh
   copies of the checks and of the handed-in files, in a new process group that
   is killed as a whole when the child ends or runs past its time.
-- Each child gets a fresh random key on a pipe. The harness (`lab.grade_child`)
+- Each child gets a fresh random key on a pipe. The harness (`lab.course.grade_child`)
   signs a check with it only when the check function returned normally, and
   sends the signature on another pipe; this process counts only signatures it
   can verify. A child that exits early, rewrites files or patches pytest just
@@ -22,6 +22,7 @@ One child per exercise (not per check) keeps a full grade at 30-55 s on two
 busy cores (measured): each child pays a few seconds of imports, two run at a
 time, and each uses one thread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,17 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import grade_report, grade_sandbox
-from .errors import LabError
-from .files import atomic_write
-from .grade_child import KEY_FD, LIMITS, MESSAGE_CHARS, RECORD_FD, is_solutions, token
-from .grade_manifest import CHECKS, SHA256
+from lab.course import grade_report, grade_sandbox
+from lab.course.grade_child import KEY_FD, LIMITS, MESSAGE_CHARS, RECORD_FD, is_solutions, token
+from lab.course.grade_manifest import CHECKS, SHA256
+from lab.course.grade_report import CheckResult, ExerciseScore
+from lab.errors import LabError
+from lab.files import atomic_write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: lab/course/grade.py -> repository root
 GRADING_DIR = ROOT / "tests" / "grading"
 PACKAGE = "exercises"  # handed-in files are graded as this package, whatever their folder is called
 STARTUP_S = 60  # a child's allowance for imports and collection, on top of `timeout` per check
@@ -55,25 +57,6 @@ WORKERS = 2  # children at a time: the lab's machine has 2 cores, and each child
 POLL_S = 0.2
 MAX_RECORD_BYTES = 1 << 20  # what a child may send; more is a flood and is dropped
 CHILD_ENV_DROPPED = ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LAB_GRADE_TARGET", KEY_FD, RECORD_FD, LIMITS)
-
-
-@dataclass
-class CheckResult:
-    """One check of the manifest: its points, what it earned (all or nothing), and why not when it failed."""
-
-    name: str  # pytest node name inside the exercise's check file, e.g. "test_output_is_tanh_range"
-    points: int
-    earned: int
-    message: str = ""
-
-
-@dataclass
-class ExerciseScore:
-    name: str  # e.g. "ex04_generator"
-    earned: int = 0
-    possible: int = 0
-    failures: list[str] = field(default_factory=list)  # "check: first line of the error"
-    checks: list[CheckResult] = field(default_factory=list)  # every check of the manifest, in its order
 
 
 @dataclass
@@ -124,7 +107,9 @@ def _imported(node: ast.AST) -> list[str]:
         return [alias.name for alias in node.names]
     if isinstance(node, ast.ImportFrom):
         return [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # import_module("solutions..."), "module:attr" specs
+    if isinstance(node, ast.Constant) and isinstance(
+        node.value, str
+    ):  # import_module("solutions..."), "module:attr" specs
         return [node.value.strip().replace(":", ".")]
     if isinstance(node, ast.Attribute):
         return [ast.unparse(node)]
@@ -149,7 +134,9 @@ def borrowed_answer(folder: Path) -> tuple[Path, int, str] | None:
 
 def read_tree(folder: Path) -> dict[str, bytes]:
     """Every .py file under `folder` by relative path: copies are made from memory, not from a folder graded code could edit."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.py")) if "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.py")) if "__pycache__" not in p.parts
+    }
 
 
 def read_checks(names: list[str]) -> dict[str, bytes | None]:
@@ -159,12 +146,16 @@ def read_checks(names: list[str]) -> dict[str, bytes | None]:
         path = GRADING_DIR / file
         if not path.is_file():
             if file == "conftest.py":
-                raise LabError(f"{path} is missing; `lab grade` runs from a source checkout (restore it: git checkout tests/grading)")
+                raise LabError(
+                    f"{path} is missing; `lab grade` runs from a source checkout (restore it: git checkout tests/grading)"
+                )
             checks[file] = None
             continue
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != SHA256[file]:
-            raise LabError(f"{path} differs from lab/grade_manifest.py: restore it (git checkout tests/grading) or update the manifest")
+            raise LabError(
+                f"{path} differs from lab/course/grade_manifest.py: restore it (git checkout tests/grading) or update the manifest"
+            )
         checks[file] = data
     return checks
 
@@ -217,8 +208,14 @@ def run_child(cmd: list[str], env: dict[str, str], work: Path, key: bytes, secon
     try:
         with open(output_path, "wb") as output:
             proc = subprocess.Popen(
-                cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                pass_fds=(key_read, record_write), start_new_session=True,
+                cmd,
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                pass_fds=(key_read, record_write),
+                start_new_session=True,
             )
     finally:
         os.close(key_read)
@@ -250,18 +247,28 @@ def score(name: str, run: ChildRun, key: bytes) -> ExerciseScore:
         if isinstance(record, dict) and all(isinstance(v, str) for v in record.values()):
             records.append(record)
     collected = {r["collected"] for r in records if "collected" in r}
-    if not collected and run.stopped_after is None:  # nothing graded has run before collection ends: the checks are broken
+    if (
+        not collected and run.stopped_after is None
+    ):  # nothing graded has run before collection ends: the checks are broken
         errors = [r["error"] for r in records if "error" in r]
         raise LabError(f"the grading checks of {name} could not run: {'; '.join(errors[:3]) or _why(run.output)}")
-    passed = {r["passed"] for r in records if "passed" in r and hmac.compare_digest(r.get("token", "").encode(), token(key, r["passed"]).encode())}
+    passed = {
+        r["passed"]
+        for r in records
+        if "passed" in r and hmac.compare_digest(r.get("token", "").encode(), token(key, r["passed"]).encode())
+    }
     messages: dict[str, str] = {}
     for r in records:
         if "failed" in r:  # shown, never trusted: one printable line, so it cannot draw a fake table on the terminal
-            messages.setdefault(r["failed"], "".join(c if c.isprintable() else " " for c in r.get("message", ""))[:MESSAGE_CHARS])
+            messages.setdefault(
+                r["failed"], "".join(c if c.isprintable() else " " for c in r.get("message", ""))[:MESSAGE_CHARS]
+            )
     if run.stopped_after is not None:
         unfinished = f"not run: the exercise ran past its {run.stopped_after:.0f} s and was stopped"
     else:
-        unfinished = f"no verdict: no signed pass came back (the grading process ended with exit status {run.returncode})"
+        unfinished = (
+            f"no verdict: no signed pass came back (the grading process ended with exit status {run.returncode})"
+        )
     result = ExerciseScore(name)
     for check, points in CHECKS[name].items():
         nodeid = f"test_{name}.py::{check}"
@@ -270,7 +277,9 @@ def score(name: str, run: ChildRun, key: bytes) -> ExerciseScore:
             result.earned += points
             result.checks.append(CheckResult(check, points, points))
         else:
-            why = messages.get(nodeid) or (unfinished if nodeid in collected or run.stopped_after is not None else "missing from the check file")
+            why = messages.get(nodeid) or (
+                unfinished if nodeid in collected or run.stopped_after is not None else "missing from the check file"
+            )
             result.failures.append(f"{check.removeprefix('test_')}: {why}")
             result.checks.append(CheckResult(check, points, 0, why))
     return result
@@ -281,7 +290,9 @@ def _unscored(name: str, why: str) -> ExerciseScore:
     return ExerciseScore(name, 0, sum(CHECKS[name].values()), [f"all checks: {why}"], checks)
 
 
-def run_checks(target: str = "exercises", only: str = "", timeout: float = 60.0, sandbox: bool = False) -> list[ExerciseScore]:
+def run_checks(
+    target: str = "exercises", only: str = "", timeout: float = 60.0, sandbox: bool = False
+) -> list[ExerciseScore]:
     """Grade the exercise files in folder `target`; one score per exercise of the manifest."""
     if timeout <= 0:
         raise LabError(f"--timeout must be positive, got {timeout}")
@@ -295,7 +306,11 @@ def run_checks(target: str = "exercises", only: str = "", timeout: float = 60.0,
     handed_in = read_tree(folder)
     handed_in.setdefault("__init__.py", b"")  # a regular package, so it shadows the lab's own `exercises`
     checks = read_checks(names)
-    lab_code = {f"{top}/{name}": data for top in ("lab", "plugins") for name, data in read_tree(ROOT / top).items()} if sandbox else {}
+    lab_code = (
+        {f"{top}/{name}": data for top in ("lab", "plugins") for name, data in read_tree(ROOT / top).items()}
+        if sandbox
+        else {}
+    )
     prefix, missing_fence = grade_sandbox.isolation() if sandbox else ([], "")
     if missing_fence:
         print(f"lab grade: note: grading without network isolation: {missing_fence}", file=sys.stderr)
@@ -304,20 +319,43 @@ def run_checks(target: str = "exercises", only: str = "", timeout: float = 60.0,
         if not (folder / f"{name}.py").is_file():
             return _unscored(name, f"{name}.py is not in {folder}")
         if checks[f"test_{name}.py"] is None:
-            return _unscored(name, f"check file missing: restore tests/grading/test_{name}.py (git checkout tests/grading)")
+            return _unscored(
+                name, f"check file missing: restore tests/grading/test_{name}.py (git checkout tests/grading)"
+            )
         work = tmp / name
-        _write_tree(work / "checks", {"conftest.py": checks["conftest.py"], f"test_{name}.py": checks[f"test_{name}.py"], "pytest.ini": b"[pytest]\n"})
+        _write_tree(
+            work / "checks",
+            {
+                "conftest.py": checks["conftest.py"],
+                f"test_{name}.py": checks[f"test_{name}.py"],
+                "pytest.ini": b"[pytest]\n",
+            },
+        )
         _write_tree(work / PACKAGE, handed_in)
         _write_tree(work, lab_code)
         (work / "tmp").mkdir()
         seconds = STARTUP_S + timeout * len(CHECKS[name])
-        cmd = [*prefix, sys.executable, "-m", "pytest", f"checks/test_{name}.py", "-q", "-p", "lab.grade_child", "-p", "pytest_timeout"]
+        cmd = [
+            *prefix,
+            sys.executable,
+            "-m",
+            "pytest",
+            f"checks/test_{name}.py",
+            "-q",
+            "-p",
+            "lab.course.grade_child",
+            "-p",
+            "pytest_timeout",
+        ]
         cmd += ["-p", "no:cacheprovider", "-c", "checks/pytest.ini", "--rootdir", "checks", "--confcutdir", "checks"]
         cmd += ["--basetemp", str(work / "tmp" / "pytest"), f"--timeout={timeout:g}"]
         key = secrets.token_bytes(32)
         return score(name, run_child(cmd, _child_env(work, sandbox, seconds), work, key, seconds), key)
 
-    with tempfile.TemporaryDirectory(prefix="lab-grade-", ignore_cleanup_errors=True) as tmp, ThreadPoolExecutor(WORKERS) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="lab-grade-", ignore_cleanup_errors=True) as tmp,
+        ThreadPoolExecutor(WORKERS) as pool,
+    ):
         return list(pool.map(lambda name: grade_one(name, Path(tmp)), names))
 
 
@@ -327,9 +365,17 @@ def _child_env(work: Path, sandbox: bool, seconds: float) -> dict[str, str]:
         env = {**grade_sandbox.environment(work), LIMITS: json.dumps(grade_sandbox.limits(int(2 * seconds)))}
     else:
         env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROPPED}
-    path = [str(work)] if sandbox else [str(work), str(ROOT)]  # the handed-in package first, so it shadows the lab's stubs
-    return {**env, "PYTHONPATH": os.pathsep.join(path), "LAB_GRADE_TARGET": PACKAGE, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-            "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    path = (
+        [str(work)] if sandbox else [str(work), str(ROOT)]
+    )  # the handed-in package first, so it shadows the lab's stubs
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(path),
+        "LAB_GRADE_TARGET": PACKAGE,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 def main(args: argparse.Namespace) -> int:

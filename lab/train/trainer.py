@@ -15,6 +15,7 @@ On a GPU: `precision` runs G and D under bf16/fp16 autocast (weights, loss
 reductions and the EMA stay fp32), Adam is the fused CUDA kernel, `compile`
 tries `torch.compile`, and `log = "tensorboard"` shows the run live.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,10 +35,8 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from . import config as config_lib
-from .augment import AugmentedDiscriminator
-from .captions import detect_layout
-from .checkpoint import (
+from lab import config as config_lib
+from lab.checkpoint import (
     METRICS,
     check_compatible,
     load_checkpoint,
@@ -46,28 +45,34 @@ from .checkpoint import (
     save_checkpoint,
     save_run_config,
 )
-from .config import ExperimentConfig
-from .data import build_dataset, ensure_data, photo_augmentation
-from .device import MixedPrecision, resolve_device, resolve_precision, to_device_async
-from .errors import LabError
-from .files import atomic_write
-from .interfaces import LossRecipe
-from .mode_seeking import ModeSeekingGenerator
-from .models import build_parts, load_encoder
-from .pipeline import Pipeline
-from .plots import caption_grid, save_loss_plot
-from .runlock import run_lock
-from .tblog import TensorBoardLog
+from lab.config import ExperimentConfig
+from lab.data.captions import detect_layout
+from lab.data.dataset import build_dataset, ensure_data, photo_augmentation
+from lab.device import MixedPrecision, resolve_device, resolve_precision, to_device_async
+from lab.errors import LabError
+from lab.files import atomic_write
+from lab.parts.build import build_parts, load_encoder
+from lab.parts.interfaces import LossRecipe
+from lab.plots import caption_grid, save_loss_plot
+from lab.runlock import run_lock
+from lab.sample.pipeline import Pipeline
+from lab.tblog import TensorBoardLog
+from lab.train.augment import AugmentedDiscriminator
+from lab.train.mode_seeking import ModeSeekingGenerator
 
 SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
 EMA_CALIBRATION_BATCHES = 16  # batches the EMA's batch-norm statistics are measured on at every save
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for `compile = true`
 OPTIONAL_STATE = ("scalers",)  # checkpoint keys that came after runs were already saved: absent = their defaults
 ADAM_ON_CUDA = {"fused": True}  # one kernel for all of a model's weights (benchmarks/gpu.py times it against foreach)
-NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # bf16 and fp32 need no loss scaling: a disabled scaler is a plain backward and step
+NO_SCALING = torch.amp.GradScaler(
+    "cpu", enabled=False
+)  # bf16 and fp32 need no loss scaling: a disabled scaler is a plain backward and step
 
 
-def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, **backward) -> None:
+def backward_and_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, **backward
+) -> None:
     """`loss.backward(); optimizer.step()`, through fp16's loss scaler when it is on.
 
     fp16 gradients underflow to 0 below ~6e-8: the scaler multiplies the loss (so every gradient) by a large
@@ -112,7 +117,9 @@ def train_step(
     opt_g.zero_grad(set_to_none=True)
     backward_and_step(g_total, opt_g, scalers[1], inputs=[p for p in generator.parameters() if p.requires_grad])
     terms = {"d_loss": d_out.total, "g_loss": g_total, **d_out.terms, **g_out.terms, **extra}
-    return {k: v.detach() if torch.is_tensor(v) else v for k, v in terms.items()}  # the trainer keeps them for a while: no graphs
+    return {
+        k: v.detach() if torch.is_tensor(v) else v for k, v in terms.items()
+    }  # the trainer keeps them for a while: no graphs
 
 
 @dataclass
@@ -182,17 +189,24 @@ class Trainer:
         self.discriminator.to(self.dist.device, memory_format=self.memory_format)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False) if config.ema else None
         self.precision = resolve_precision(config.precision, self.dist.device)
-        if self.precision == "fp16" and self.dist.world > 1:  # a rank whose scaler skips a step would leave the others waiting in the gradient all-reduce
+        if (
+            self.precision == "fp16" and self.dist.world > 1
+        ):  # a rank whose scaler skips a step would leave the others waiting in the gradient all-reduce
             raise LabError("precision = 'fp16' is not supported under torchrun; use bf16 (or fp32)")
         if self.precision != "fp32" and self.dist.main:
-            print(f"precision: G and D under {self.precision} autocast; weights, losses and the EMA in fp32", file=sys.stderr)
+            print(
+                f"precision: G and D under {self.precision} autocast; weights, losses and the EMA in fp32",
+                file=sys.stderr,
+            )
         self.augment_seed = config.seed * 1000 + self.dist.rank + 1
         self.painter, self.judge = self._players(self.generator, self.discriminator)
         betas = (config.beta1, config.beta2)
         fused = ADAM_ON_CUDA if self.dist.device.type == "cuda" else {}  # on the CPU, Adam stays as it was
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas, **fused)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator, betas=betas, **fused)
-        self.scalers = tuple(torch.amp.GradScaler(self.dist.device.type, enabled=self.precision == "fp16") for _ in "dg")
+        self.scalers = tuple(
+            torch.amp.GradScaler(self.dist.device.type, enabled=self.precision == "fp16") for _ in "dg"
+        )
         if self.dist.world > 1:
             for opt, module in ((self.opt_g, self.generator), (self.opt_d, self.discriminator)):
                 params = list(module.parameters())
@@ -203,7 +217,10 @@ class Trainer:
             if captions.skipped:
                 print("data: " + ", ".join(f"{n} {why}" for why, n in captions.skipped.items()), file=sys.stderr)
             if photo_augmentation(config):
-                print(f"data: random crops (from {config.crop_scale:g}x) and flips on every training image", file=sys.stderr)
+                print(
+                    f"data: random crops (from {config.crop_scale:g}x) and flips on every training image",
+                    file=sys.stderr,
+                )
         self._barrier()  # rank 0 filled the caches; the others read them
         if not self.dist.main:
             self.dataset, _ = build_dataset(config, self.encoder, progress=False)
@@ -216,8 +233,13 @@ class Trainer:
         self.stop_requested = False
         self.epoch, self.step, self.sums, self.history, self.train_seconds, self.ema_updates = 0, 0, {}, [], 0.0, 0
         self.time_spent = 0.0  # fraction of `time_limit` spent, as the ranks last agreed (`_time_is_up`)
-        self.pending: list[dict[str, torch.Tensor | float]] = []  # terms of the steps since the last sync, not yet in `sums`
-        self.window = [0, time.perf_counter()]  # images trained since the last sync, and when it was (for live images/s)
+        self.pending: list[
+            dict[str, torch.Tensor | float]
+        ] = []  # terms of the steps since the last sync, not yet in `sums`
+        self.window = [
+            0,
+            time.perf_counter(),
+        ]  # images trained since the last sync, and when it was (for live images/s)
         self.steps_per_epoch = len(self.batches())
         self.sample_texts = self._sample_captions()
         if resume:
@@ -227,9 +249,15 @@ class Trainer:
             save_run_config(run_dir, config, self.encoder.dim)
         if config.compile:
             self._compile()
-        self.tb = TensorBoardLog.open(run_dir, config.to_dict(), self.global_step) if config.log == "tensorboard" and self.dist.main else None
+        self.tb = (
+            TensorBoardLog.open(run_dir, config.to_dict(), self.global_step)
+            if config.log == "tensorboard" and self.dist.main
+            else None
+        )
 
-    def _players(self, generator: torch.nn.Module, discriminator: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    def _players(
+        self, generator: torch.nn.Module, discriminator: torch.nn.Module
+    ) -> tuple[torch.nn.Module, torch.nn.Module]:
         """What the step calls: G (under autocast when `precision` asks, with the mode-seeking term when it is on)
         and D (under autocast, behind DiffAugment when it is on). The plain `self.generator` and
         `self.discriminator` keep the weights, the state dicts and the sampling."""
@@ -252,7 +280,9 @@ class Trainer:
         uncompiled."""
         augment = self.judge.generator.get_state() if isinstance(self.judge, AugmentedDiscriminator) else None
         plain = self.painter, self.judge
-        self.painter, self.judge = self._players(*(torch.compile(m, backend=COMPILE_BACKEND) for m in (self.generator, self.discriminator)))
+        self.painter, self.judge = self._players(
+            *(torch.compile(m, backend=COMPILE_BACKEND) for m in (self.generator, self.discriminator))
+        )
         if augment is not None:  # the compiled judge is a new DiffAugment: it carries on the plain one's draws
             self.judge.generator.set_state(augment)
         saved = copy.deepcopy((self.generator.state_dict(), self.discriminator.state_dict()))
@@ -260,16 +290,26 @@ class Trainer:
         idle_g, idle_d = (torch.optim.SGD(m.parameters(), lr=0.0) for m in (self.generator, self.discriminator))
         try:
             indices = self.batches()[0]
-            train_step(self.painter, self.judge, self.recipe, idle_g, idle_d, self._batch(indices), self._noise(len(indices)))
+            train_step(
+                self.painter, self.judge, self.recipe, idle_g, idle_d, self._batch(indices), self._noise(len(indices))
+            )
         except Exception as e:  # any backend's failure: the run must not depend on a compiler
             self.painter, self.judge = plain
-            while (inner := getattr(e, "inner_exception", None) or e.__cause__) is not None:  # dynamo wraps the backend's own error
+            while (
+                inner := getattr(e, "inner_exception", None) or e.__cause__
+            ) is not None:  # dynamo wraps the backend's own error
                 e = inner
             if self.dist.main:
-                print(f"compile: torch.compile failed ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}); training uncompiled", file=sys.stderr)
+                print(
+                    f"compile: torch.compile failed ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}); training uncompiled",
+                    file=sys.stderr,
+                )
         else:
             if self.dist.main:
-                print(f"compile: G and D compiled ({COMPILE_BACKEND if isinstance(COMPILE_BACKEND, str) else 'custom backend'})", file=sys.stderr)
+                print(
+                    f"compile: G and D compiled ({COMPILE_BACKEND if isinstance(COMPILE_BACKEND, str) else 'custom backend'})",
+                    file=sys.stderr,
+                )
         finally:
             self.generator.load_state_dict(saved[0])
             self.discriminator.load_state_dict(saved[1])
@@ -325,11 +365,16 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None  # a plain average over the batches below
         self.ema.train()
-        with torch.random.fork_rng(devices=[self.dist.device] if self.dist.device.type == "cuda" else []):  # G may sample in train mode
+        with torch.random.fork_rng(
+            devices=[self.dist.device] if self.dist.device.type == "cuda" else []
+        ):  # G may sample in train mode
             for _ in range(EMA_CALIBRATION_BATCHES):
                 picks = torch.randint(len(self.dataset.embeddings), (self.config.batch_size,), generator=rng)
                 noise = torch.randn(self.config.batch_size, self.ema.noise_dim, generator=rng)
-                self.ema(to_device_async(noise, self.dist.device), self.dataset.embeddings[to_device_async(picks, self.dist.device)])
+                self.ema(
+                    to_device_async(noise, self.dist.device),
+                    self.dataset.embeddings[to_device_async(picks, self.dist.device)],
+                )
         self.ema.eval()
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -386,9 +431,13 @@ class Trainer:
 
     def _restore(self, text_dim: int) -> None:
         state = load_checkpoint(self.run_dir)
-        missing = [k for k in self._state() if k not in state and k not in OPTIONAL_STATE]  # every key `save` writes (collective under DDP, as here on every rank)
+        missing = [
+            k for k in self._state() if k not in state and k not in OPTIONAL_STATE
+        ]  # every key `save` writes (collective under DDP, as here on every rank)
         if missing:
-            raise LabError(f"{self.run_dir / 'checkpoint.pt'} lacks {', '.join(missing)}: written by another version of the lab, or not by `lab train`")
+            raise LabError(
+                f"{self.run_dir / 'checkpoint.pt'} lacks {', '.join(missing)}: written by another version of the lab, or not by `lab train`"
+            )
         _, saved_dim = read_run_config(self.run_dir)
         check_compatible(self.run_dir, saved_dim, text_dim, state["image_size"], self.config.image_size)
         load_state_dict(self.generator, state["generator"], "generator checkpoint")
@@ -412,7 +461,10 @@ class Trainer:
             self.rng_snapshot = self._rng_states()
         elif self.step:  # another process count shards the epoch differently: redo it from its start
             if self.dist.main:
-                print(f"resuming on {self.dist.world} process(es) instead of {state['world']}: epoch {self.epoch + 1} restarts", file=sys.stderr)
+                print(
+                    f"resuming on {self.dist.world} process(es) instead of {state['world']}: epoch {self.epoch + 1} restarts",
+                    file=sys.stderr,
+                )
             self.step, self.sums = 0, {}
 
     # --- the loop ------------------------------------------------------
@@ -438,12 +490,23 @@ class Trainer:
         return self._to_device(self.dataset.__getitems__(indices))
 
     def _noise(self, n: int) -> torch.Tensor:
-        return to_device_async(torch.randn(n, self.generator.noise_dim, generator=self.rng), self.dist.device)  # the run's checkpointed RNG
+        return to_device_async(
+            torch.randn(n, self.generator.noise_dim, generator=self.rng), self.dist.device
+        )  # the run's checkpointed RNG
 
     def train_batch(self, indices: list[int]) -> dict[str, torch.Tensor | float]:
         """Fetch one batch (with its wrong images and noise from the run's RNG) and train on it."""
         batch = self._batch(indices)
-        terms = train_step(self.painter, self.judge, self.recipe, self.opt_g, self.opt_d, batch, self._noise(len(indices)), self.scalers)
+        terms = train_step(
+            self.painter,
+            self.judge,
+            self.recipe,
+            self.opt_g,
+            self.opt_d,
+            batch,
+            self._noise(len(indices)),
+            self.scalers,
+        )
         if self.ema is not None:
             self.update_ema()
         self.window[0] += len(indices)
@@ -455,7 +518,13 @@ class Trainer:
         Time spent is checkpointed, so a resumed run gets only what is left of its budget."""
         while self.epoch < self.config.epochs and not self._time_is_up():
             batches = self.batches()
-            bar = tqdm(total=len(batches), initial=self.step, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=not self.progress, unit="batch")
+            bar = tqdm(
+                total=len(batches),
+                initial=self.step,
+                desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                disable=not self.progress,
+                unit="batch",
+            )
             start, seen = time.perf_counter(), 0
             self.window = [0, start]
             while self.step < len(batches):
@@ -497,7 +566,11 @@ class Trainer:
             last = {k: next(values) if torch.is_tensor(v) else v for k, v in terms.items()}
             bad = [k for k, v in last.items() if not math.isfinite(v)]
             if bad:
-                kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}" if self.epoch else "no epoch had finished, so no checkpoint was saved"
+                kept = (
+                    f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_dir}"
+                    if self.epoch
+                    else "no epoch had finished, so no checkpoint was saved"
+                )
                 raise LabError(
                     f"loss became {last[bad[0]]} ({', '.join(bad)}) at epoch {self.epoch + 1} step {step}; "
                     f"training stopped, {kept}; try a lower --lr"
@@ -517,7 +590,10 @@ class Trainer:
         self.window = [0, now]
         values = {f"loss/{k}": v for k, v in means.items()}
         values["speed/images_per_s"] = images / max(now - since, 1e-9)
-        values["lr/generator"], values["lr/discriminator"] = self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]
+        values["lr/generator"], values["lr/discriminator"] = (
+            self.opt_g.param_groups[0]["lr"],
+            self.opt_d.param_groups[0]["lr"],
+        )
         self.tb.scalars(values, self.global_step)
 
     def _time_is_up(self) -> bool:
@@ -549,12 +625,16 @@ class Trainer:
     def _end_epoch(self, steps: int, images_per_s: float) -> None:
         self._sync()  # what a time limit cut short of the last sync
         means = {k: v / max(steps, 1) for k, v in self.sums.items()}
-        if self.dist.world > 1:  # average the logged losses over ranks, on this rank's device: NCCL only moves CUDA tensors
+        if (
+            self.dist.world > 1
+        ):  # average the logged losses over ranks, on this rank's device: NCCL only moves CUDA tensors
             values = torch.tensor(list(means.values()), dtype=torch.float64, device=self.dist.device)
             dist.all_reduce(values)
             means = dict(zip(means, (values / self.dist.world).tolist()))
         self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
-        self.history.append({"epoch": self.epoch, **{k: round(v, 6) for k, v in means.items()}, "images_per_s": round(images_per_s, 1)})
+        self.history.append(
+            {"epoch": self.epoch, **{k: round(v, 6) for k, v in means.items()}, "images_per_s": round(images_per_s, 1)}
+        )
         self.save()  # metrics.jsonl is written from the checkpoint's history, so a kill in between never duplicates a line
         last = self.epoch == self.config.epochs or self._time_is_up()
         if self.dist.main:
@@ -563,7 +643,9 @@ class Trainer:
                 self.save_samples()
 
     def write_metrics(self) -> None:
-        atomic_write(self.run_dir / METRICS, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history)))
+        atomic_write(
+            self.run_dir / METRICS, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        )
         if self.history:
             save_loss_plot(self.history, self.run_dir / "losses.png")
 
@@ -615,7 +697,10 @@ def train(config: ExperimentConfig, resume: str | Path | None = None, progress: 
         except KeyboardInterrupt:
             trainer.save()
             if trainer.dist.main:
-                print(f"\ninterrupted at epoch {trainer.epoch + 1} step {trainer.step}; saved. Continue with: lab train --resume {run_dir}", file=sys.stderr)
+                print(
+                    f"\ninterrupted at epoch {trainer.epoch + 1} step {trainer.step}; saved. Continue with: lab train --resume {run_dir}",
+                    file=sys.stderr,
+                )
             raise
         finally:
             if trainer.tb is not None:

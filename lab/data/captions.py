@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LabError
+from lab.errors import LabError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_CAPTION_CHARS = 300  # Flowers captions are < 200 chars; longer ones are cut at a word boundary

@@ -17,6 +17,7 @@ It is not a container: the graded code still runs as your user and can read
 and write what you can. Grade other people's code as a user that owns nothing
 of value, or inside a container or VM.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,4 +73,11 @@ def environment(work: Path) -> dict[str, str]:
     home = work / "home"
     home.mkdir(exist_ok=True)
     kept = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
-    return {**kept, "HOME": str(home), "T2I_LAB_HOME": str(home), "TMPDIR": str(work / "tmp"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return {
+        **kept,
+        "HOME": str(home),
+        "T2I_LAB_HOME": str(home),
+        "TMPDIR": str(work / "tmp"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }

@@ -6,17 +6,18 @@ numbers that depend on code are explained from the lab's own model, not only
 quoted from the notebook: question 7's channel count is read from a real
 `DCGANDiscriminator`, built lazily so the quiz does not import torch until then.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from .config import ExperimentConfig
-from .errors import LabError
+from lab.config import ExperimentConfig
+from lab.errors import LabError
 
 LANGS = ("vi", "en")
 LETTERS = "abcd"
@@ -47,7 +48,7 @@ def head_channels(config: ExperimentConfig | None = None) -> tuple[int, int, int
     """(image, text, total) input channels of D's final conv, read from the discriminator the config builds."""
     from torch import nn
 
-    from .models import build_discriminator
+    from lab.parts.build import build_discriminator
 
     d = build_discriminator(config or ExperimentConfig(), text_dim=768)
     image = [m for m in d.image_net.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
@@ -72,12 +73,22 @@ QUESTIONS: tuple[Question, ...] = (
         "a",
         Text(
             "Mục tiêu chính của bài toán sinh ảnh từ văn bản (text-to-image) là gì?",
-            ("Tạo ra hình ảnh phù hợp với mô tả văn bản", "Viết câu mô tả cho một hình ảnh cho trước", "Phân loại ảnh hoa theo loài", "Dịch văn bản sang ngôn ngữ khác"),
+            (
+                "Tạo ra hình ảnh phù hợp với mô tả văn bản",
+                "Viết câu mô tả cho một hình ảnh cho trước",
+                "Phân loại ảnh hoa theo loài",
+                "Dịch văn bản sang ngôn ngữ khác",
+            ),
             "Text-to-image nhận một câu mô tả và sinh ra ảnh khớp với nội dung câu đó; (b) là bài toán ngược lại, sinh chú thích cho ảnh (image captioning).",
         ),
         Text(
             "What is the main goal of text-to-image generation?",
-            ("Create images that match a text description", "Write a caption for a given image", "Classify flower images by species", "Translate text into another language"),
+            (
+                "Create images that match a text description",
+                "Write a caption for a given image",
+                "Classify flower images by species",
+                "Translate text into another language",
+            ),
             "Text-to-image takes a description and produces an image that matches it; (b) is the reverse task, image captioning.",
         ),
     ),
@@ -100,13 +111,23 @@ QUESTIONS: tuple[Question, ...] = (
         "a",
         Text(
             "Vai trò của bộ sinh (generator) là gì?",
-            ("Tạo ảnh mới từ vector nhiễu và embedding văn bản", "Quyết định ảnh là thật hay giả", "Biến câu mô tả thành vector embedding", "Chọn ảnh giống nhất trong tập dữ liệu"),
+            (
+                "Tạo ảnh mới từ vector nhiễu và embedding văn bản",
+                "Quyết định ảnh là thật hay giả",
+                "Biến câu mô tả thành vector embedding",
+                "Chọn ảnh giống nhất trong tập dữ liệu",
+            ),
             "G đưa (nhiễu, embedding văn bản đã chiếu) qua các lớp tích chập chuyển vị để tạo một ảnh mới trong khoảng [-1, 1]; "
             "đánh giá thật/giả (b) là việc của D, mã hoá câu (c) là việc của bộ mã hoá văn bản (đóng băng).",
         ),
         Text(
             "What does the generator do?",
-            ("Creates a new image from a noise vector and the text embedding", "Decides whether an image is real or fake", "Turns the caption into an embedding vector", "Picks the most similar image from the data set"),
+            (
+                "Creates a new image from a noise vector and the text embedding",
+                "Decides whether an image is real or fake",
+                "Turns the caption into an embedding vector",
+                "Picks the most similar image from the data set",
+            ),
             "G maps (noise, projected text embedding) through transposed convolutions to a new image in [-1, 1]; "
             "judging real/fake (b) is D's job, encoding the caption (c) the frozen text encoder's.",
         ),
@@ -115,12 +136,22 @@ QUESTIONS: tuple[Question, ...] = (
         "a",
         Text(
             "Vai trò của bộ phân biệt (discriminator) là gì?",
-            ("Nhận ảnh và embedding văn bản, cho biết cặp đó là thật (và khớp) hay giả", "Sinh ảnh từ văn bản", "Tính embedding của câu mô tả", "Đổi kích thước ảnh về 64x64"),
+            (
+                "Nhận ảnh và embedding văn bản, cho biết cặp đó là thật (và khớp) hay giả",
+                "Sinh ảnh từ văn bản",
+                "Tính embedding của câu mô tả",
+                "Đổi kích thước ảnh về 64x64",
+            ),
             "D chấm điểm cặp (ảnh, embedding văn bản): ảnh thật với đúng mô tả là thật; ảnh sinh ra, hoặc ảnh thật với mô tả sai, là giả.",
         ),
         Text(
             "What does the discriminator do?",
-            ("Takes an image and a text embedding and says whether the pair is real (and matching) or fake", "Generates an image from the text", "Computes the caption's embedding", "Resizes images to 64x64"),
+            (
+                "Takes an image and a text embedding and says whether the pair is real (and matching) or fake",
+                "Generates an image from the text",
+                "Computes the caption's embedding",
+                "Resizes images to 64x64",
+            ),
             "D scores (image, text embedding) pairs: a real image with its own caption is real; a generated image, or a real image with a wrong caption, is fake.",
         ),
     ),
@@ -134,7 +165,12 @@ QUESTIONS: tuple[Question, ...] = (
         ),
         Text(
             "Which kind of network does the course's model NOT use?",
-            ("Convolutional network (CNN)", "Transformer", "Fully connected (Linear) layers", "Recurrent network (RNN)"),
+            (
+                "Convolutional network (CNN)",
+                "Transformer",
+                "Fully connected (Linear) layers",
+                "Recurrent network (RNN)",
+            ),
             "G and D are convolutional, the text encoder (MPNet) is a transformer and the text projection is a Linear layer; no part is recurrent. "
             "Reed et al.'s original text encoder was a char-CNN-RNN, which the course replaces with sentence-BERT.",
         ),
@@ -170,13 +206,23 @@ QUESTIONS: tuple[Question, ...] = (
         "d",
         Text(
             "Hàm mất mát nào KHÔNG được dùng để huấn luyện mô hình?",
-            ("BCE (entropy chéo nhị phân trên logit của D)", "MSE (khớp đặc trưng, feature matching)", "L1 (giữa ảnh sinh và ảnh thật)", "CTCLoss"),
+            (
+                "BCE (entropy chéo nhị phân trên logit của D)",
+                "MSE (khớp đặc trưng, feature matching)",
+                "L1 (giữa ảnh sinh và ảnh thật)",
+                "CTCLoss",
+            ),
             "GAN-CLS dùng BCE cho D và cho thành phần đối kháng của G, MSE giữa trung bình đặc trưng của D trên ảnh giả và ảnh thật, L1 giữa ảnh giả và ảnh thật; "
             "CTC dùng để căn chỉnh chuỗi (giọng nói, chữ viết tay), không dùng ở đây.",
         ),
         Text(
             "Which loss is NOT used to train the model?",
-            ("BCE (binary cross-entropy on D's logits)", "MSE (feature matching)", "L1 (generated vs real pixels)", "CTCLoss"),
+            (
+                "BCE (binary cross-entropy on D's logits)",
+                "MSE (feature matching)",
+                "L1 (generated vs real pixels)",
+                "CTCLoss",
+            ),
             "GAN-CLS uses BCE for D and for G's adversarial term, MSE between D's mean features of fake and real images, and L1 between fake and real images; "
             "CTC aligns sequences (speech, handwriting) and has no place here.",
         ),
@@ -185,12 +231,22 @@ QUESTIONS: tuple[Question, ...] = (
         "a",
         Text(
             "Bộ mã hoá văn bản all-mpnet-base-v2 thuộc họ mô hình nào?",
-            ("Họ BERT (MPNet, huấn luyện kiểu sentence-BERT)", "Họ GPT (mô hình ngôn ngữ chỉ có decoder)", "Bộ mã hoá ảnh của CLIP", "Word2Vec (embedding từ)"),
+            (
+                "Họ BERT (MPNet, huấn luyện kiểu sentence-BERT)",
+                "Họ GPT (mô hình ngôn ngữ chỉ có decoder)",
+                "Bộ mã hoá ảnh của CLIP",
+                "Word2Vec (embedding từ)",
+            ),
             "MPNet là bộ mã hoá transformer hai chiều kiểu BERT; all-mpnet-base-v2 được tinh chỉnh bằng sentence-transformers (sentence-BERT) để vector của các câu gần nghĩa nằm gần nhau.",
         ),
         Text(
             "Which model family does the text encoder all-mpnet-base-v2 belong to?",
-            ("BERT family (MPNet, trained as a sentence-BERT model)", "GPT family (decoder-only language models)", "CLIP image encoders", "Word2Vec word embeddings"),
+            (
+                "BERT family (MPNet, trained as a sentence-BERT model)",
+                "GPT family (decoder-only language models)",
+                "CLIP image encoders",
+                "Word2Vec word embeddings",
+            ),
             "MPNet is a BERT-style bidirectional transformer encoder; all-mpnet-base-v2 is fine-tuned with sentence-transformers (sentence-BERT) so that similar sentences get nearby vectors.",
         ),
     ),
@@ -212,8 +268,22 @@ QUESTIONS: tuple[Question, ...] = (
 )
 
 UI = {
-    "vi": {"prompt": "Trả lời (a-d, q để dừng): ", "invalid": "Hãy nhập a, b, c hoặc d (q để dừng).", "right": "Đúng", "wrong": "Sai, đáp án là", "score": "Điểm", "none": "chưa trả lời"},
-    "en": {"prompt": "Answer (a-d, q to stop): ", "invalid": "Please type a, b, c or d (q to stop).", "right": "Right", "wrong": "Wrong, the answer is", "score": "Score", "none": "no answer"},
+    "vi": {
+        "prompt": "Trả lời (a-d, q để dừng): ",
+        "invalid": "Hãy nhập a, b, c hoặc d (q để dừng).",
+        "right": "Đúng",
+        "wrong": "Sai, đáp án là",
+        "score": "Điểm",
+        "none": "chưa trả lời",
+    },
+    "en": {
+        "prompt": "Answer (a-d, q to stop): ",
+        "invalid": "Please type a, b, c or d (q to stop).",
+        "right": "Right",
+        "wrong": "Wrong, the answer is",
+        "score": "Score",
+        "none": "no answer",
+    },
 }
 
 ANSWER = re.compile(r"(\d+)\s*[.):=-]?\s*([a-zA-Z])(?![a-zA-Z])")
@@ -235,7 +305,9 @@ def parse_answers(text: str) -> dict[int, str]:
     while pos < len(text):
         match = ANSWER.match(text, pos)
         if not match:
-            raise LabError(f"cannot read '{_cut(text[pos:].split()[0])}'; write each answer as question number + letter, e.g. '1a 2c 3b'")
+            raise LabError(
+                f"cannot read '{_cut(text[pos:].split()[0])}'; write each answer as question number + letter, e.g. '1a 2c 3b'"
+            )
         digits, letter = match[1].lstrip("0") or "0", match[2].lower()
         if len(digits) > 2 or not 1 <= int(digits) <= len(QUESTIONS):  # int() of thousands of digits would raise
             raise LabError(f"there is no question {_cut(match[1])}; the quiz has questions 1-{len(QUESTIONS)}")
@@ -270,7 +342,9 @@ def check(answers: dict[int, str], lang: str) -> tuple[int, str]:
         ok = given == question.answer
         right += ok
         verdict = ui["right"] if ok else f"{ui['wrong']} {question.answer}"
-        lines.append(f"{'✓' if ok else '✗'} {number:>2}. {given or '-'}  {verdict}" + ("" if given else f" ({ui['none']})"))
+        lines.append(
+            f"{'✓' if ok else '✗'} {number:>2}. {given or '-'}  {verdict}" + ("" if given else f" ({ui['none']})")
+        )
         lines.append(f"      {question.explain(lang)}")
     lines.append(f"{ui['score']}: {right}/{len(QUESTIONS)}")
     return right, "\n".join(lines)

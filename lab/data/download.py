@@ -22,7 +22,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from .errors import LabError
+from lab.errors import LabError
 
 GDRIVE_ID = "1JJjMiNieTz7xYs6UeVqd02M3DW4fnEfU"
 ARCHIVE = "cvpr2016_flowers.zip"

@@ -12,6 +12,7 @@ A pipeline renders in one precision: `from_run` takes the run's own (`precision`
 in its config: a bf16 run renders under bf16 autocast) unless told otherwise
 (`precision="fp32"`, `lab eval --precision fp32`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,13 +20,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .captions import MAX_CAPTION_CHARS
-from .checkpoint import Run, check_compatible, load_run
-from .device import autocast, resolve_precision, to_device_async
-from .errors import LabError
-from .interfaces import Generator, TextEncoder
-from .models import load_encoder
-from .pixels import to_uint8
+from lab.checkpoint import Run, check_compatible, load_run
+from lab.data.captions import MAX_CAPTION_CHARS
+from lab.device import autocast, resolve_precision, to_device_async
+from lab.errors import LabError
+from lab.parts.build import load_encoder
+from lab.parts.interfaces import Generator, TextEncoder
+from lab.pixels import to_uint8
 
 MAX_SEED = 2**63 - 1
 
@@ -49,9 +50,18 @@ def validate_caption(caption: str) -> str:
 class Pipeline:
     """A generator and the text encoder it was trained with; call it with captions, a count and a seed."""
 
-    def __init__(self, generator: Generator, encoder: TextEncoder, batch_size: int = 256, run: Run | None = None, precision: str = "fp32"):
+    def __init__(
+        self,
+        generator: Generator,
+        encoder: TextEncoder,
+        batch_size: int = 256,
+        run: Run | None = None,
+        precision: str = "fp32",
+    ):
         if getattr(generator, "text_dim", encoder.dim) != encoder.dim:
-            raise LabError(f"the generator expects {generator.text_dim}-d text embeddings but the encoder gives {encoder.dim}-d")
+            raise LabError(
+                f"the generator expects {generator.text_dim}-d text embeddings but the encoder gives {encoder.dim}-d"
+            )
         if batch_size < 1:
             raise LabError(f"batch size must be at least 1, got {batch_size}")
         self.generator, self.encoder, self.batch_size, self.run = generator, encoder, batch_size, run
@@ -59,8 +69,13 @@ class Pipeline:
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, device: str = "cpu", encoders: dict | None = None, batch_size: int = 256, precision: str = "run"
-    ) -> "Pipeline":
+        cls,
+        run_dir: str | Path,
+        device: str = "cpu",
+        encoders: dict | None = None,
+        batch_size: int = 256,
+        precision: str = "run",
+    ) -> Pipeline:
         """The run's generator (EMA weights when the run kept them) with its encoder, rendering in the run's
         precision (`precision="run"`) or the one given ("fp32", "bf16", ...).
 
@@ -90,7 +105,9 @@ class Pipeline:
         for i in tqdm(steps, desc="generating", disable=not progress or len(steps) < 2, unit="batch"):
             j = i + self.batch_size
             with autocast(self.precision, self.device):
-                fake = self.generator(to_device_async(noise[i:j], self.device), to_device_async(embeddings[i:j], self.device))
+                fake = self.generator(
+                    to_device_async(noise[i:j], self.device), to_device_async(embeddings[i:j], self.device)
+                )
             chunks.append(fake.float().cpu())
         self.generator.train(was_training)
         return torch.cat(chunks) if chunks else torch.empty(0, 3, self.generator.image_size, self.generator.image_size)

@@ -24,6 +24,7 @@ variant whose settings changed since its run is refused unless `--force`
 (settings that cannot change the result, such as `sync_every`, do not count:
 `config.RESULT_NEUTRAL_KEYS`).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,20 +33,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import config as config_lib
-from . import quality
-from .checkpoint import CHECKPOINT, CONFIG, read_metrics
-from .config import ExperimentConfig
-from .errors import LabError
-from .evaluate import EVAL_JSON, evaluate
-from .files import atomic_write, write_json
-from .pipeline import Pipeline
-from .plots import caption_grid
+from lab import config as config_lib
+from lab.checkpoint import CHECKPOINT, CONFIG, read_metrics
+from lab.config import ExperimentConfig
+from lab.errors import LabError
+from lab.evaluation import quality
+from lab.evaluation.evaluate import EVAL_JSON, evaluate
+from lab.files import atomic_write, write_json
+from lab.plots import caption_grid
+from lab.sample.pipeline import Pipeline
 
 SWEEP_KEYS = {"out_dir", "eval", "base", "variants"}
 EVAL_DEFAULTS = {"n": 300, "seed": 0, "split": "test", "batch_size": 64}
 LEADERBOARD = "leaderboard.json"
-MANIFOLD = ("precision", "recall", "density", "coverage")  # fidelity and coverage apart (lab.prdc); None for older evaluations
+MANIFOLD = (
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+)  # fidelity and coverage apart (lab.evaluation.prdc); None for older evaluations
 GRID = "sweep_samples.png"
 GRID_CAPTIONS = [
     "this flower has five round red petals and a yellow center.",
@@ -60,7 +66,9 @@ def read_sweep(path: str | Path) -> tuple[Path, dict[str, Any], ExperimentConfig
     spec = config_lib.read_file(path)
     unknown = sorted(set(spec) - SWEEP_KEYS)
     if unknown:
-        raise LabError(f"{path}: unknown sweep key(s) {', '.join(unknown)}; a sweep has {', '.join(sorted(SWEEP_KEYS))}")
+        raise LabError(
+            f"{path}: unknown sweep key(s) {', '.join(unknown)}; a sweep has {', '.join(sorted(SWEEP_KEYS))}"
+        )
     variants = spec.get("variants")
     if not isinstance(variants, dict) or not variants:
         raise LabError(f"{path}: no [variants.NAME] tables; a sweep needs at least one variant")
@@ -92,7 +100,9 @@ def reusable(name: str, config: ExperimentConfig, force: bool) -> bool:
     saved = _saved_config(run_dir)
     if saved is not None and config_lib.result_settings(saved) != config_lib.result_settings(config.to_dict()):
         if not force:
-            raise LabError(f"variant '{name}' changed since {run_dir} was trained; use --force to retrain it (its run is deleted)")
+            raise LabError(
+                f"variant '{name}' changed since {run_dir} was trained; use --force to retrain it (its run is deleted)"
+            )
         shutil.rmtree(run_dir)
         return False
     return saved is not None
@@ -100,7 +110,7 @@ def reusable(name: str, config: ExperimentConfig, force: bool) -> bool:
 
 def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force: bool, progress: bool) -> dict:
     """Train (or resume), evaluate and draw the sample grid of one variant, each unless already done; returns its eval results."""
-    from .train import train
+    from lab.train.trainer import train
 
     run_dir = Path(config.out_dir)
     if reusable(name, config, force) and (run_dir / EVAL_JSON).is_file():
@@ -154,8 +164,19 @@ def write_leaderboard(out_dir: Path, rows: list[dict], reference: str = "") -> P
     for r in rows:
         r["fid_vs_reference"] = ref["fid"] / r["fid"] if ref and r["fid"] else None
     write_json({"reference": reference, "rows": rows}, out_dir / LEADERBOARD)
-    columns = [("variant", "str"), ("epochs", "str"), ("images_per_s", "str"), ("fid", "float"), ("petal_colour", "pct"), ("centre_colour", "pct"),
-               ("petal_count", "pct"), ("petal_shape", "pct"), ("all_four", "pct"), ("diversity", "float"), *((k, "float") for k in MANIFOLD)]
+    columns = [
+        ("variant", "str"),
+        ("epochs", "str"),
+        ("images_per_s", "str"),
+        ("fid", "float"),
+        ("petal_colour", "pct"),
+        ("centre_colour", "pct"),
+        ("petal_count", "pct"),
+        ("petal_shape", "pct"),
+        ("all_four", "pct"),
+        ("diversity", "float"),
+        *((k, "float") for k in MANIFOLD),
+    ]
     if ref:
         columns.append(("fid_vs_reference", "float"))
     header = [c.replace("_", " ") for c, _ in columns]
@@ -164,7 +185,11 @@ def write_leaderboard(out_dir: Path, rows: list[dict], reference: str = "") -> P
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(r[c], kind) for c, kind in columns) + " |" for r in rows]
     lines += ["", "![leaderboard](leaderboard.png)", ""]
-    lines += [f"**{r['variant']}**\n\n![{r['variant']}]({r['variant']}/{GRID})\n" for r in rows if (out_dir / r["variant"] / GRID).is_file()]
+    lines += [
+        f"**{r['variant']}**\n\n![{r['variant']}]({r['variant']}/{GRID})\n"
+        for r in rows
+        if (out_dir / r["variant"] / GRID).is_file()
+    ]
     atomic_write(out_dir / "leaderboard.md", lambda tmp: tmp.write_text("\n".join(lines)))
     _bar_chart(rows, out_dir / "leaderboard.png")
     return out_dir / "leaderboard.md"
@@ -181,14 +206,27 @@ def _bar_chart(rows: list[dict], path: Path) -> None:
     def bars(*keys: str) -> dict[str, list[float]]:
         return {k: [r[k] or 0 for r in rows] for k in keys}
 
-    panels = [("FID (lower is better)", {"fid": [r["fid"] for r in rows]}), ("attribute accuracy, all four", bars("all_four")),
-              ("mean attribute accuracy", bars("mean")), ("diversity vs real (1 = as varied)", bars("diversity")),
-              ("fidelity: precision, density (0-1)", bars("precision", "density")), ("coverage: recall, coverage (0-1)", bars("recall", "coverage"))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels) + 3, 0.45 * len(rows) + 1.5), sharey=True)  # names once, on the left
+    panels = [
+        ("FID (lower is better)", {"fid": [r["fid"] for r in rows]}),
+        ("attribute accuracy, all four", bars("all_four")),
+        ("mean attribute accuracy", bars("mean")),
+        ("diversity vs real (1 = as varied)", bars("diversity")),
+        ("fidelity: precision, density (0-1)", bars("precision", "density")),
+        ("coverage: recall, coverage (0-1)", bars("recall", "coverage")),
+    ]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3 * len(panels) + 3, 0.45 * len(rows) + 1.5), sharey=True
+    )  # names once, on the left
     for ax, (title, series) in zip(axes, panels):
         height = 0.8 / len(series)  # two scores side by side in one panel
         for i, (key, values) in enumerate(series.items()):
-            ax.barh([y + (i - (len(series) - 1) / 2) * height for y in range(len(rows))], values[::-1], height, label=key, color=["#4c72b0", "#dd8452"][i])
+            ax.barh(
+                [y + (i - (len(series) - 1) / 2) * height for y in range(len(rows))],
+                values[::-1],
+                height,
+                label=key,
+                color=["#4c72b0", "#dd8452"][i],
+            )
         ax.set_yticks(range(len(rows)), names[::-1])
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
@@ -208,7 +246,9 @@ def collect(out_dir: Path) -> list[dict]:
     return rows
 
 
-def sweep(path: str | Path, only: list[str] | None = None, force: bool = False, progress: bool = True, reference: str = "") -> Path:
+def sweep(
+    path: str | Path, only: list[str] | None = None, force: bool = False, progress: bool = True, reference: str = ""
+) -> Path:
     """Run the sweep in `path`; returns the leaderboard's Markdown file."""
     out_dir, eval_settings, _, configs = read_sweep(path)
     unknown = sorted(set(only or []) - set(configs))

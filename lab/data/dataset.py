@@ -24,13 +24,13 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .captions import CaptionSet, load_captions
-from .config import ExperimentConfig
-from .device import to_device_async
-from .errors import LabError
-from .files import atomic_save, load_cache
-from .interfaces import TextEncoder
-from .pixels import from_pil, to_float
+from lab.data.captions import CaptionSet, load_captions
+from lab.config import ExperimentConfig
+from lab.device import to_device_async
+from lab.errors import LabError
+from lab.files import atomic_save, load_cache
+from lab.parts.interfaces import TextEncoder
+from lab.pixels import from_pil, to_float
 
 TEST_FRACTION = 0.1
 SPLIT_SEED = 1234
@@ -280,7 +280,7 @@ def ensure_data(config: ExperimentConfig, progress: bool = True) -> Path:
     """The data folder; the default synthetic set is drawn on first use so the lab runs offline."""
     root = Path(config.data_dir)
     if not root.exists() and root == Path(ExperimentConfig.data_dir):
-        from .synthetic import generate
+        from lab.data.synthetic import generate
 
         generate(root, config.synthetic_images, progress=progress)
     return root

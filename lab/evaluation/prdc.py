@@ -28,6 +28,7 @@ training set as training images are from each other; far below 1, G copies.
 of one training image is still far from the other k-1, and measured that way
 a set of copies read 0.81.)
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,10 @@ def knn_distances(features: torch.Tensor, k: int = K) -> torch.Tensor:
     """[N, k]: each row's distances to its k nearest *other* rows, nearest first (never the whole N x N matrix)."""
     if len(features) <= k:
         raise ValueError(f"nearest-neighbour scores with k={k} need more than {k} images, got {len(features)}")
-    rows = [_distances(features[i : i + CHUNK], features).topk(k + 1, dim=1, largest=False).values[:, 1:] for i in range(0, len(features), CHUNK)]
+    rows = [
+        _distances(features[i : i + CHUNK], features).topk(k + 1, dim=1, largest=False).values[:, 1:]
+        for i in range(0, len(features), CHUNK)
+    ]
     return torch.cat(rows)  # the first of each row's k + 1 was the row itself, at 0
 
 

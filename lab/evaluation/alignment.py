@@ -1,6 +1,6 @@
 """R-precision: does a generated image show what its caption says, on any data?
 
-(On the synthetic flowers `lab.quality` reads the four attributes directly.)
+(On the synthetic flowers `lab.evaluation.quality` reads the four attributes directly.)
 
 - R-precision (as in AttnGAN): a small image-text matcher, trained by
   the lab on the real training images, ranks the image's own caption against
@@ -8,6 +8,7 @@
   uses the same text encoder (MiniLM), so runs with different encoders are
   judged by the same ruler.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .files import atomic_save, load_cache
-from .pixels import to_float
+from lab.files import atomic_save, load_cache
+from lab.pixels import to_float
 
 MATCHER_STEPS = 400
 MATCHER_SIZE = 32  # colour, petal count and shape survive at 32px, and it keeps the matcher cheap on a CPU
@@ -77,7 +78,13 @@ def train_matcher(
 
 
 def cached_matcher(
-    images: torch.Tensor, embeddings: torch.Tensor, caption_image: torch.Tensor, key: str, cache_dir: Path, steps: int = MATCHER_STEPS, progress: bool = True
+    images: torch.Tensor,
+    embeddings: torch.Tensor,
+    caption_image: torch.Tensor,
+    key: str,
+    cache_dir: Path,
+    steps: int = MATCHER_STEPS,
+    progress: bool = True,
 ) -> Matcher:
     """A matcher trained once per (training images, captions, text encoder, steps); `key` names the encoder."""
     digest = hashlib.sha1(f"{key}|{steps}".encode())
@@ -98,7 +105,14 @@ def cached_matcher(
 
 
 @torch.no_grad()
-def r_precision(matcher: Matcher, images: torch.Tensor, captions: list[str], text_embeddings: dict[str, torch.Tensor], candidates: int = 100, seed: int = 0) -> tuple[float, int]:
+def r_precision(
+    matcher: Matcher,
+    images: torch.Tensor,
+    captions: list[str],
+    text_embeddings: dict[str, torch.Tensor],
+    candidates: int = 100,
+    seed: int = 0,
+) -> tuple[float, int]:
     """(fraction of images whose own caption outscores `candidates - 1` other captions, candidates used).
 
     The others are drawn from the distinct captions in `text_embeddings` that differ from the image's own.

@@ -10,6 +10,7 @@ It lives in `lab/`, away from the folders a student hands in.
 After a deliberate change to `tests/grading/`, update this file;
 `tests/test_course.py::test_manifest_matches_the_check_files` prints the new values.
 """
+
 from __future__ import annotations
 
 CHECKS: dict[str, dict[str, int]] = {  # exercise -> check (pytest node name) -> points
@@ -89,13 +90,13 @@ CHECKS: dict[str, dict[str, int]] = {  # exercise -> check (pytest node name) ->
     },
 }
 SHA256: dict[str, str] = {  # file in tests/grading -> sha256 of its bytes
-    "conftest.py": "de052114562c28f8cff249170ddfdc06f03d0f375ccd4923c4ed1c06d078fef6",
-    "test_ex01_captions.py": "a0de08e7c961351254e7f60195af22918d65bc27714b49f883bffee9cfacc7c8",
-    "test_ex02_encode.py": "22cf8881aff61ac78f48cf3cb710ddfd742b810bd2dd192ebca7b56976ed200d",
-    "test_ex03_dataset.py": "7b3f60a1792c59ddc3d42844e2ba27bbf862cf43a6160e341e4c1b4e67b24afd",
-    "test_ex04_generator.py": "0d15d26bec1ef1be8fc6315cc8753869065ea4db0a0a4fd38beafaa312ae1ccb",
-    "test_ex05_discriminator.py": "8dafd9bc0b786d14a4e78980f83f70285afa1a2c9dc8340c88ae0e40701ad18a",
-    "test_ex06_loss.py": "c19e71142cd5284da19be97459378a9d3c6a2f0cf2aced7d9934744a0f04c410",
-    "test_ex07_train_step.py": "5df5bed4a756260a49dd209333185fbd4c4647387b1f80b22397ec23c4098553",
-    "test_ex08_distilbert.py": "019ca9f053d833a1757c298de7fb79927b330a270811b44947441951c42e4044",
+    "conftest.py": "2613afa6041571c4bd66864357d550b4e56ffda7453d4ad49f74dc931ffc1e12",
+    "test_ex01_captions.py": "fa1ac846a6742e39366ef6b31f0fff013efa1aad669b6a0b6efa8eabb3134337",
+    "test_ex02_encode.py": "66c5e745029f1e30d61e8b75e6313813a57e6bfa0e8bec5b0d9c54dba3e0ad91",
+    "test_ex03_dataset.py": "01ce96f9fed405ee395ce3d75cf6ec51bcd81697d769152c4642933868b183b4",
+    "test_ex04_generator.py": "164d116e3399b1f4db8d62d79ce00f3d9d7493dcf6cbb655987b2fe83fb03df1",
+    "test_ex05_discriminator.py": "56f3dfa7a6cd0b5d497021501113edba6b160fed33009e0f915364ff252a7ea7",
+    "test_ex06_loss.py": "0fdbcbd0c8d84902db09f578e6844d3a715caff0c05486d46d881718b8871e5c",
+    "test_ex07_train_step.py": "79723f4d96ae551b2993ac4bacf97ac6d188b8f0343d9a6345be6897cfe2067e",
+    "test_ex08_distilbert.py": "d60ac0c347e15f3766a3cdcad6a912403abc5abd91f987dac266817f8acdcc09",
 }
