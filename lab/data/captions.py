@@ -11,6 +11,7 @@ are folders or broken links are skipped and counted, never silently used or lost
 Caption files that are not UTF-8 are read as Latin-1 (and counted), so accented
 letters never silently become U+FFFD.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -84,7 +85,9 @@ def detect_layout(root: Path) -> tuple[str, Path]:
         if (folder / "jpg").is_dir() and (folder / "text_c10").is_dir():
             return "original", folder
     if not root.exists():
-        raise LabError(f"data folder not found: {root} (run `lab data download flowers` or `lab data synthetic {root}`)")
+        raise LabError(
+            f"data folder not found: {root} (run `lab data download flowers` or `lab data synthetic {root}`)"
+        )
     raise LabError(f"{root} holds neither images/+captions/ nor jpg/+text_c10/ folders")
 
 
@@ -112,7 +115,9 @@ def _read_class_file(path: Path, labels: dict[str, int]) -> set[int]:
         raise LabError(f"cannot read {path}: {e.strerror or e}") from None
     unknown = [n for n in names if n not in labels]
     if unknown:
-        raise LabError(f"{path} names {unknown[0]!r}, which is not a folder in {path.parent / 'text_c10'} ({len(unknown)} unknown name(s))")
+        raise LabError(
+            f"{path} names {unknown[0]!r}, which is not a folder in {path.parent / 'text_c10'} ({len(unknown)} unknown name(s))"
+        )
     return {labels[n] for n in names}
 
 
@@ -128,17 +133,23 @@ def read_class_split(folder: Path) -> ClassSplit | None:
     train_files = tuple(n for n in present if n in TRAIN_CLASS_FILES)
     test_files = tuple(n for n in present if n in TEST_CLASS_FILES)
     if not train_files or not test_files:
-        raise LabError(f"{folder} has {', '.join(present)} but no {'testclasses.txt' if train_files else 'trainclasses.txt or valclasses.txt'}; the class split needs both sides")
+        raise LabError(
+            f"{folder} has {', '.join(present)} but no {'testclasses.txt' if train_files else 'trainclasses.txt or valclasses.txt'}; the class split needs both sides"
+        )
     classes = _class_folders(folder)
     labels = {d.name: label for label, d in enumerate(classes)}
     train = set().union(*(_read_class_file(folder / n, labels) for n in train_files))
     test = set().union(*(_read_class_file(folder / n, labels) for n in test_files))
     both = sorted(train & test)
     if both:
-        raise LabError(f"{classes[both[0]].name} is listed for training ({' + '.join(train_files)}) and for testing ({test_files[0]}) in {folder}")
+        raise LabError(
+            f"{classes[both[0]].name} is listed for training ({' + '.join(train_files)}) and for testing ({test_files[0]}) in {folder}"
+        )
     neither = sorted(set(labels.values()) - train - test)
     if neither:
-        raise LabError(f"{classes[neither[0]].name} is in none of {', '.join(present)} in {folder} ({len(neither)} class(es) unlisted)")
+        raise LabError(
+            f"{classes[neither[0]].name} is in none of {', '.join(present)} in {folder} ({len(neither)} class(es) unlisted)"
+        )
     return ClassSplit(frozenset(train), frozenset(test), train_files, test_files)
 
 

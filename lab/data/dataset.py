@@ -11,6 +11,7 @@ Each item is (image, embedding, text, wrong_image): `wrong_image` is a real
 image of a *different* flower (a different class when the layout has classes),
 the mismatched pair GAN-CLS needs. The original tutorial never produced it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from lab.data.captions import CaptionSet, load_captions
 from lab.config import ExperimentConfig
+from lab.data.captions import CaptionSet, load_captions
 from lab.device import to_device_async
 from lab.errors import LabError
 from lab.files import atomic_save, load_cache
@@ -60,7 +61,9 @@ def decode_image(path: Path, size: int) -> tuple[torch.Tensor | None, str]:
     return from_pil(im), "" if mode == "RGB" else f"{mode} image converted to RGB"
 
 
-def load_images(paths: list[Path], size: int, cache_dir: Path, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, Counter]:
+def load_images(
+    paths: list[Path], size: int, cache_dir: Path, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, Counter]:
     """Return (uint8 images [K, 3, size, size], kept index [K] into `paths`, counts of conversions/skips)."""
     fingerprint = hashlib.sha1(f"{size}".encode())
     for p in paths:
@@ -70,7 +73,12 @@ def load_images(paths: list[Path], size: int, cache_dir: Path, progress: bool = 
 
     def fits(blob: dict) -> bool:
         images, kept = blob["images"], blob["kept"]
-        return images.dtype == torch.uint8 and images.shape[1:] == (3, size, size) and kept.shape == (len(images),) and isinstance(blob["notes"], dict)
+        return (
+            images.dtype == torch.uint8
+            and images.shape[1:] == (3, size, size)
+            and kept.shape == (len(images),)
+            and isinstance(blob["notes"], dict)
+        )
 
     blob = load_cache(cache, fits)
     if blob is not None:
@@ -79,7 +87,9 @@ def load_images(paths: list[Path], size: int, cache_dir: Path, progress: bool = 
     images, kept = [], []
     with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
         results = pool.map(lambda p: decode_image(p, size), paths)
-        for i, (tensor, note) in enumerate(tqdm(results, total=len(paths), desc=f"decoding images ({size}px, once)", disable=not progress, unit="img")):
+        for i, (tensor, note) in enumerate(
+            tqdm(results, total=len(paths), desc=f"decoding images ({size}px, once)", disable=not progress, unit="img")
+        ):
             if note:
                 notes[note] += 1
             if tensor is not None:
@@ -111,7 +121,9 @@ def _read_embedding_parts(folder: Path) -> dict[str, torch.Tensor]:
     return store
 
 
-def embed_texts(encoder: TextEncoder, texts: list[str], cache_dir: Path, progress: bool = True, chunk: int = 1024) -> torch.Tensor:
+def embed_texts(
+    encoder: TextEncoder, texts: list[str], cache_dir: Path, progress: bool = True, chunk: int = 1024
+) -> torch.Tensor:
     """Embeddings [len(texts), dim], encoding only captions this encoder has never seen.
 
     New embeddings are appended as one small file per chunk, so an interrupted
@@ -121,11 +133,19 @@ def embed_texts(encoder: TextEncoder, texts: list[str], cache_dir: Path, progres
     store = _read_embedding_parts(folder)
     missing = sorted({text_key(t): t for t in texts if text_key(t) not in store}.items())
     if missing:
-        bar = tqdm(total=len(missing), desc=f"encoding captions with {encoder.name} (once)", disable=not progress, unit="caption")
+        bar = tqdm(
+            total=len(missing),
+            desc=f"encoding captions with {encoder.name} (once)",
+            disable=not progress,
+            unit="caption",
+        )
         for i in range(0, len(missing), chunk):
             part = missing[i : i + chunk]
             vectors = encoder.encode([t for _, t in part]).float().cpu()
-            atomic_save({"keys": [k for k, _ in part], "vectors": vectors}, folder / f"part-{len(store):08d}-{part[0][0][:8]}.pt")
+            atomic_save(
+                {"keys": [k for k, _ in part], "vectors": vectors},
+                folder / f"part-{len(store):08d}-{part[0][0][:8]}.pt",
+            )
             store.update(zip((k for k, _ in part), vectors))
             bar.update(len(part))
         bar.close()
@@ -205,7 +225,13 @@ class FlowersDataset(Dataset):
     """
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, embeddings: torch.Tensor, texts: list[str], caption_image: torch.Tensor, crop_source: torch.Tensor | None = None
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        embeddings: torch.Tensor,
+        texts: list[str],
+        caption_image: torch.Tensor,
+        crop_source: torch.Tensor | None = None,
     ):
         self.images, self.labels, self.embeddings = images, labels, embeddings
         self.texts, self.caption_image = texts, caption_image
@@ -215,7 +241,7 @@ class FlowersDataset(Dataset):
     def __len__(self) -> int:
         return len(self.texts)
 
-    def to(self, device: torch.device) -> "FlowersDataset":
+    def to(self, device: torch.device) -> FlowersDataset:
         """Keep images and embeddings on the training device (a GPU holds all of Flowers easily);
         indices and labels stay on the CPU with the generator that draws them."""
         shared = self.crop_source is self.images  # flips only (crop_scale 1): one tensor, moved once
@@ -255,7 +281,12 @@ class FlowersDataset(Dataset):
         rows = top + steps
         cols = left + torch.where(flip, steps.flip(0), steps)
         channels, rows, cols = (to_device_async(i, device) for i in (torch.arange(3), rows, cols))
-        return self.crop_source[image_idx[:, None, None, None], channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+        return self.crop_source[
+            image_idx[:, None, None, None],
+            channels[None, :, None, None],
+            rows[:, None, :, None],
+            cols[:, None, None, :],
+        ]
 
     def __getitems__(self, indices: list[int]) -> dict:
         """One batch. Indices are drawn on the CPU and moved to the data's device before they pick from it."""
@@ -286,7 +317,9 @@ def ensure_data(config: ExperimentConfig, progress: bool = True) -> Path:
     return root
 
 
-def build_dataset(config: ExperimentConfig, encoder: TextEncoder, progress: bool = True) -> tuple[FlowersDataset, CaptionSet]:
+def build_dataset(
+    config: ExperimentConfig, encoder: TextEncoder, progress: bool = True
+) -> tuple[FlowersDataset, CaptionSet]:
     """Load captions and images of the configured split and encode the captions (all cached).
 
     With photo augmentation the images are also cached at `crop_source_size`, the source of the crops."""
@@ -308,7 +341,9 @@ def build_dataset(config: ExperimentConfig, encoder: TextEncoder, progress: bool
     if photo_augmentation(config):
         crop_source = images
         if crop_source_size(config) != config.image_size:
-            crop_source, crop_kept, _ = load_images([it.image_path for it in items], crop_source_size(config), cache_dir, progress)
+            crop_source, crop_kept, _ = load_images(
+                [it.image_path for it in items], crop_source_size(config), cache_dir, progress
+            )
             if len(crop_kept) != len(items):  # a file changed between the two reads
                 raise LabError(f"images in {config.data_dir} changed while being read; run again")
     return FlowersDataset(images, labels, embeddings, texts, caption_image, crop_source), captions

