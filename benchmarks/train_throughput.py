@@ -33,12 +33,12 @@ def lab_loop(config: ExperimentConfig, run_dir: Path, steps: int) -> float:
     trainer = Trainer(config, run_dir, resume=False, progress=False)
     batches = trainer.batches()
     timed = [batches[i % len(batches)] for i in range(steps + 1)]
-    trainer.pending.append(trainer.train_batch(timed[0]))  # warm-up, as in the tutorial loop
+    trainer.meter.add(trainer.train_batch(timed[0]), len(timed[0]))  # warm-up, as in the tutorial loop
     trainer._sync()
     start = time.perf_counter()
     for indices in timed[1:]:
-        trainer.pending.append(trainer.train_batch(indices))
-        if len(trainer.pending) >= config.sync_every:
+        trainer.meter.add(trainer.train_batch(indices), len(indices))
+        if len(trainer.meter.pending) >= config.sync_every:
             trainer._sync()
     trainer._sync()
     return sum(map(len, timed[1:])) / (time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""Solution to exercise 7: the lab's training step, `lab/train/trainer.py` (`train_step`), with the terms read as floats.
+"""Solution to exercise 7: the lab's training step, `lab/train/step.py` (`train_step`), with the terms read as floats.
 
 The lab's step leaves the terms on the device (its trainer reads them back
 every `sync_every` steps, since each read makes the host wait for the GPU);
@@ -13,7 +13,7 @@ import any name a solution imports that way.
 import torch
 
 import lab.interfaces
-from lab.train.trainer import train_step as lab_train_step
+from lab.train.step import train_step as lab_train_step
 
 __all__ = ["train_step"]
 LossRecipe = lab.interfaces.LossRecipe

@@ -14,6 +14,7 @@ from lab.device import resolve_precision
 from lab.errors import LabError
 from lab.sample.pipeline import Pipeline
 from lab.tblog import INSTALL_HINT
+from lab.train import compile as compile_trial
 from lab.train.trainer import train
 from plugins.gan_cls import GanClsLoss
 
@@ -113,7 +114,7 @@ def test_compile_failure_is_one_line_and_the_run_trains_exactly_uncompiled(tiny_
     def broken_backend(graph, example_inputs):
         raise RuntimeError("forced failure for the test")
 
-    monkeypatch.setattr(train_module, "COMPILE_BACKEND", broken_backend)
+    monkeypatch.setattr(compile_trial, "BACKEND", broken_backend)
     capsys.readouterr()
     fallback = train(tiny_config(out_dir=str(tmp_path / "fallback"), epochs=1, compile=True), progress=False)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("compile:")]
@@ -125,7 +126,7 @@ def test_compile_failure_is_one_line_and_the_run_trains_exactly_uncompiled(tiny_
 
 
 def test_compile_runs_compiled_where_the_backend_works(tiny_config, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train_module, "COMPILE_BACKEND", "eager")  # dynamo's tracing without inductor's code generation
+    monkeypatch.setattr(compile_trial, "BACKEND", "eager")  # dynamo's tracing without inductor's code generation
     run = train(tiny_config(out_dir=str(tmp_path / "run"), epochs=1, compile=True), progress=False)
     assert "compile: G and D compiled (eager)" in capsys.readouterr().err
     assert all(math.isfinite(v) for v in read_metrics(run)[0].values())

@@ -10,9 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+import lab.train.distributed as distributed
 import lab.train.trainer as train_module
 from lab.checkpoint import load_checkpoint, load_run, read_metrics
 from lab.errors import LabError
+from lab.train.distributed import Distributed
 from lab.train.trainer import train
 from plugins.gan_cls import GanClsLoss
 from tests.helpers import ROOT, run_lab
@@ -167,8 +169,8 @@ def test_ddp_collectives_get_tensors_on_the_process_device(tiny_config, tmp_path
     """NCCL only moves CUDA tensors: the epoch's loss means and the time-limit flag must live on the rank's device
     ('meta' here, a device no CPU-only default would land on)."""
     trainer = train_module.Trainer(tiny_config(time_limit=1.0), tmp_path / "run", resume=False, progress=False)
-    trainer.dist = train_module.Distributed(rank=0, world=2, device=torch.device("meta"))
-    trainer.sums = {"d_loss": 1.0}
+    trainer.dist = Distributed(rank=0, world=2, device=torch.device("meta"))
+    trainer.state.sums = {"d_loss": 1.0}
     devices = []
 
     class Collected(Exception):
@@ -178,7 +180,7 @@ def test_ddp_collectives_get_tensors_on_the_process_device(tiny_config, tmp_path
         devices.append(tensor.device)
         raise Collected
 
-    monkeypatch.setattr(train_module, "dist", SimpleNamespace(all_reduce=collective, broadcast=collective))
+    monkeypatch.setattr(distributed, "dist", SimpleNamespace(all_reduce=collective, broadcast=collective))
     for method, args in ((trainer._time_is_up, ()), (trainer._end_epoch, (1, 1.0))):
         with pytest.raises(Collected):
             method(*args)
@@ -193,24 +195,24 @@ def test_ddp_ranks_agree_to_stop_only_where_the_loop_syncs(tiny_config, tmp_path
         resume=False,
         progress=False,
     )
-    trainer.dist = train_module.Distributed(rank=0, world=2, device=torch.device("cpu"))
+    trainer.dist = Distributed(rank=0, world=2, device=torch.device("cpu"))
     at_step = []
 
     def all_gather_object(out, obj):
         out[:] = [obj] * len(out)
 
     fake = SimpleNamespace(
-        broadcast=lambda *_: at_step.append(trainer.step),
+        broadcast=lambda *_: at_step.append(trainer.state.step),
         all_reduce=lambda *_: None,
         all_gather_object=all_gather_object,
     )
-    monkeypatch.setattr(train_module, "dist", fake)
+    monkeypatch.setattr(distributed, "dist", fake)
     trainer.run()
     assert [s for s in at_step if s] == [
         2,
         4,
     ]  # this rank's half of 24 captions: 4 steps; the other checks come between epochs (step 0)
-    assert trainer.epoch == 1
+    assert trainer.state.epoch == 1
 
 
 def _learning_rates_per_step(trainer, monkeypatch, seconds_per_step=0.0):
@@ -219,7 +221,7 @@ def _learning_rates_per_step(trainer, monkeypatch, seconds_per_step=0.0):
 
     def step(*args):
         seen.append((trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
-        trainer.train_seconds += seconds_per_step
+        trainer.state.train_seconds += seconds_per_step
         return real_step(*args)
 
     monkeypatch.setattr(train_module, "train_step", step)
@@ -322,7 +324,8 @@ def test_ctrl_c_in_a_real_process_saves_and_resume_finishes(tmp_path, synthetic_
 
 
 def test_sample_grid_rows_show_different_flowers(tiny_config, tmp_path):
-    from lab.train.trainer import SAMPLE_CAPTIONS, Trainer
+    from lab.train.run_log import SAMPLE_CAPTIONS
+    from lab.train.trainer import Trainer
 
     trainer = Trainer(tiny_config(captions="all"), tmp_path / "samples-run", resume=False, progress=False)
     rows = trainer.sample_texts

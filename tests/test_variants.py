@@ -8,12 +8,14 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+import lab.train.trainer as trainer_module
 from lab.checkpoint import load_checkpoint, read_metrics
 from lab.config import ExperimentConfig, apply, load
 from lab.errors import LabError
 from lab.parts.build import build_parts
 from lab.train.augment import AugmentedDiscriminator, diff_augment
-from lab.train.trainer import Trainer, train, train_step
+from lab.train.step import train_step
+from lab.train.trainer import Trainer, train
 from plugins.dcgan import Blur, FromVector, TiledTextConv
 from plugins.gan_cls import matching_loss
 from plugins.hinge_magp import HingeMAGP
@@ -338,21 +340,22 @@ def test_ema_batch_norm_statistics_are_measured_on_the_averaged_weights(tiny_con
         tiny_config(ema=0.9, epochs=1, **{"generator.cond_aug": True}), tmp_path / "run", resume=False, progress=False
     )
     trainer.run()
-    rngs = torch.get_rng_state(), trainer.rng.get_state()
-    trainer.recalibrate_ema()
-    assert torch.equal(rngs[0], torch.get_rng_state()) and torch.equal(rngs[1], trainer.rng.get_state())
-    first_conv, first_norm = trainer.ema.net[0], trainer.ema.net[1]
+    rngs = torch.get_rng_state(), trainer.random.data.get_state()
+    trainer.ema.recalibrate(trainer.dataset.embeddings, trainer.config.batch_size, trainer.dist.device)
+    assert torch.equal(rngs[0], torch.get_rng_state()) and torch.equal(rngs[1], trainer.random.data.get_state())
+    average = trainer.ema.model
+    first_conv, first_norm = average.net[0], average.net[1]
     g = torch.Generator().manual_seed(1)
     picks = torch.randint(len(trainer.dataset.embeddings), (2048,), generator=g)
     with torch.no_grad():
-        trainer.ema.project.train()  # text codes sampled, as during calibration and training
-        z = torch.cat([torch.randn(2048, 100, generator=g), trainer.ema.project(trainer.dataset.embeddings[picks])], 1)
-        trainer.ema.project.eval()
+        average.project.train()  # text codes sampled, as during calibration and training
+        z = torch.cat([torch.randn(2048, 100, generator=g), average.project(trainer.dataset.embeddings[picks])], 1)
+        average.project.eval()
         activations = first_conv(z[:, :, None, None])
     mean, std = activations.mean((0, 2, 3)), activations.std((0, 2, 3))
     assert ((first_norm.running_mean - mean).abs() < 0.2 * std).all()
     assert ((first_norm.running_var.sqrt() / std - 1).abs() < 0.2).all()
-    assert not trainer.ema.training
+    assert not average.training
 
 
 def test_variant_run_trains_keeps_ema_and_resumes_exactly(tiny_config, tmp_path):
@@ -398,15 +401,15 @@ def test_metrics_come_from_the_checkpoint_so_a_kill_after_saving_never_duplicate
 ):
     run = tmp_path / "run"
     calls = [0]
-    real_write = Trainer.write_metrics
+    real_write = trainer_module.write_metrics
 
-    def killed_once(self):
+    def killed_once(run_dir, history):
         calls[0] += 1
         if calls[0] == 1:  # epoch 1 is in the checkpoint, the process dies before metrics.jsonl is written
             raise KeyboardInterrupt
-        real_write(self)
+        real_write(run_dir, history)
 
-    monkeypatch.setattr(Trainer, "write_metrics", killed_once)
+    monkeypatch.setattr(trainer_module, "write_metrics", killed_once)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(epochs=2), progress=False)
     train(tiny_config(epochs=2), resume=run, progress=False)

@@ -69,10 +69,13 @@ def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> to
 class AugmentedDiscriminator(nn.Module):
     """D behind DiffAugment: every image is augmented before D judges it, in every step and recipe."""
 
-    def __init__(self, discriminator: nn.Module, policy: str, seed: int = 0):
+    def __init__(self, discriminator: nn.Module, policy: str, seed: int = 0, generator: torch.Generator | None = None):
+        """`generator`: the RNG the augmentations draw from; the trainer passes its run's own, so a plain and a
+        compiled judge share one checkpointed state. Without it, a new one seeded by `seed`."""
         super().__init__()
         self.discriminator, self.policy = discriminator, policy
-        self.generator = torch.Generator(device=next(discriminator.parameters()).device).manual_seed(seed)
+        device = next(discriminator.parameters()).device
+        self.generator = generator if generator is not None else torch.Generator(device=device).manual_seed(seed)
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.discriminator(diff_augment(image, self.policy, self.generator), text_embedding)

@@ -1,0 +1,45 @@
+"""What a run shows while it trains: `metrics.jsonl` and `losses.png` per epoch, the sample grid, and the live
+TensorBoard curves when `log = "tensorboard"`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL.Image import Image
+
+from lab.checkpoint import METRICS
+from lab.files import atomic_write
+from lab.plots import caption_grid, save_loss_plot
+from lab.sample.pipeline import Pipeline
+from lab.tblog import TensorBoardLog
+
+SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """One JSON line per completed epoch, written whole from the checkpoint's history (a kill in between never
+    duplicates a line), and the loss plot."""
+    atomic_write(run_dir / METRICS, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in history)))
+    if history:
+        save_loss_plot(history, run_dir / "losses.png")
+
+
+def save_samples(run_dir: Path, pipeline: Pipeline, texts: list[str], seed: int, epoch: int) -> tuple[Path, Image]:
+    """Fixed captions x fixed noise, so grids from different epochs are directly comparable."""
+    images = pipeline(texts, SAMPLES_PER_CAPTION, seed=seed)
+    path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
+    path.parent.mkdir(exist_ok=True)
+    grid = caption_grid(images, texts, SAMPLES_PER_CAPTION)
+    grid.save(path)
+    return path, grid
+
+
+def live_losses(
+    tb: TensorBoardLog, means: dict[str, float], images_per_s: float, lrs: tuple[float, float], step: int
+) -> None:
+    """The live curves: each loss term's mean over the steps since the last sync, images/s, both learning rates."""
+    values = {f"loss/{k}": v for k, v in means.items()}
+    values["speed/images_per_s"] = images_per_s
+    values["lr/generator"], values["lr/discriminator"] = lrs
+    tb.scalars(values, step)

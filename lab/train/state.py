@@ -1,0 +1,62 @@
+"""Where a run stands, as one dataclass: what a checkpoint holds besides weights and optimisers, so that a
+resumed run carries on exactly where an uninterrupted one would be.
+
+The RNGs are snapshotted after every completed step: a Ctrl-C in the middle of a step saves the draws as
+they were before it, and the resumed run repeats that step exactly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed inside the current epoch
+    sums: dict[str, float] = field(default_factory=dict)  # each loss term summed over this epoch's steps
+    history: list[dict[str, float]] = field(default_factory=list)  # one row of means per completed epoch
+    train_seconds: float = 0.0  # time spent in training steps (what `time_limit` counts)
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)  # the RNGs after the last completed step
+
+    def to_checkpoint(self, rng_per_rank: list[dict[str, torch.Tensor]]) -> dict:
+        return {
+            "rng": rng_per_rank,
+            "epoch": self.epoch,
+            "step": self.step,
+            "sums": dict(self.sums),
+            "history": list(self.history),
+            "train_seconds": self.train_seconds,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict, rank: int) -> TrainState:
+        rng = saved["rng"][rank] if rank < len(saved["rng"]) else {}
+        return cls(saved["epoch"], saved["step"], saved["sums"], saved["history"], saved["train_seconds"], rng)
+
+
+class RunRandomness:
+    """Every RNG a step draws from: the run's data RNG (batches, wrong images, noise), DiffAugment's, and
+    torch's global one (which plugins may use, e.g. conditioning augmentation's sampling)."""
+
+    def __init__(self, seed: int, device: torch.device):
+        self.data = torch.Generator().manual_seed(seed)
+        self.device = device
+        self.augment: torch.Generator | None = None  # set when D is behind DiffAugment
+
+    def states(self) -> dict[str, torch.Tensor]:
+        states = {"data": self.data.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.augment is not None:
+            states["augment"] = self.augment.get_state()
+        return states
+
+    def set_states(self, states: dict[str, torch.Tensor]) -> None:
+        self.data.set_state(states["data"])
+        torch.set_rng_state(states["torch"])
+        if "cuda" in states and self.device.type == "cuda":
+            torch.cuda.set_rng_state(states["cuda"], self.device)
+        if self.augment is not None:
+            self.augment.set_state(states["augment"])
