@@ -13,8 +13,11 @@ rebuilds it. A damaged cache never gives a traceback or a silently wrong result.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +28,52 @@ import torch
 from lab.errors import LabError
 
 
+def _temp_name(path: Path, pid: int) -> Path:
+    """Where `atomic_write` writes first: hidden, beside the target, with the writer's PID and the suffix kept."""
+    return path.with_name(f".{path.stem}.{pid}.tmp{path.suffix}")
+
+
+TEMP_PATTERN = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>\.[^.]*)?$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_orphan_temps(folder: Path) -> list[Path]:
+    """Delete the temp files that writers killed mid-write (kill -9, power loss) left in `folder`; a live
+    writer's are kept. Returns what was removed."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = TEMP_PATTERN.match(path.name)
+        if match and path.is_file() and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+WHAT_TO_DO = {
+    errno.ENOSPC: "free space on that disk",
+    errno.EDQUOT: "free space within your quota",
+    errno.EACCES: "make the folder writable or choose another",
+    errno.EPERM: "make the folder writable or choose another",
+    errno.EROFS: "the disk is read-only: choose another folder",
+}
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(temp_path)`, then rename onto `path`: an interrupted write never leaves a broken file.
 
     The temp name keeps the suffix, for writers that pick the format from it."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp = _temp_name(path, os.getpid())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
@@ -37,19 +81,25 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException as e:  # also Ctrl-C: never leave the temp file behind
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
+            todo = f"; {WHAT_TO_DO[e.errno]}" if e.errno in WHAT_TO_DO else ""
             raise LabError(
-                f"cannot write {path}: {e.strerror or e} (any previous version of it is unchanged)"
+                f"cannot write {path} in {path.parent}: {e.strerror or e}{todo} (any previous version is unchanged)"
             ) from None
         raise
 
 
 def atomic_save(obj: object, path: Path) -> None:
-    """torch.save, atomically. Through a Python file object, so a full disk raises OSError
-    (torch.save to a path reports it as an opaque RuntimeError)."""
+    """torch.save, atomically and durably. Serialised in memory first, then written with plain Python I/O:
+    a full disk is then a plain OSError (torch's own writer turns it into an opaque RuntimeError), and the
+    bytes reach the disk (fsync) before the rename makes them the file."""
 
     def write(tmp: Path) -> None:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
         with tmp.open("wb") as f:
-            torch.save(obj, f)
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
 
     atomic_write(path, write)
 

@@ -182,7 +182,8 @@ def test_disk_full_keeps_the_old_file_and_removes_the_temp(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(
-        LabError, match=r"cannot write .*checkpoint\.pt: No space left on device \(any previous version"
+        LabError,
+        match=r"cannot write .*checkpoint\.pt in .*: No space left on device; free space on that disk \(any previous",
     ):
         atomic_write(target, fills_the_disk)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]

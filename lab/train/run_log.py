@@ -31,7 +31,7 @@ def save_samples(run_dir: Path, pipeline: Pipeline, texts: list[str], seed: int,
     path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
     path.parent.mkdir(exist_ok=True)
     grid = caption_grid(images, texts, SAMPLES_PER_CAPTION)
-    grid.save(path)
+    atomic_write(path, grid.save)  # a full disk is one line, and never a half-written PNG
     return path, grid
 
 

@@ -17,11 +17,9 @@ shows the run live.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -30,6 +28,7 @@ from tqdm import tqdm
 
 from lab import config as config_lib
 from lab.checkpoint import (
+    CHECKPOINT,
     check_compatible,
     load_checkpoint,
     load_state_dict,
@@ -42,6 +41,7 @@ from lab.data.captions import detect_layout
 from lab.data.dataset import FlowersDataset, build_dataset, ensure_data, photo_augmentation
 from lab.device import MixedPrecision, resolve_precision, to_device_async
 from lab.errors import LabError
+from lab.files import remove_orphan_temps
 from lab.parts.build import build_parts, load_encoder
 from lab.runlock import run_lock
 from lab.sample.pipeline import Pipeline
@@ -50,6 +50,7 @@ from lab.train import compile as compile_trial
 from lab.train.augment import AugmentedDiscriminator
 from lab.train.distributed import setup_distributed
 from lab.train.ema import EMA
+from lab.train.interrupts import sigint_held, stop_between_steps
 from lab.train.meter import LossMeter
 from lab.train.mode_seeking import ModeSeekingGenerator
 from lab.train.run_log import SAMPLE_CAPTIONS, live_losses, save_samples, write_metrics
@@ -107,6 +108,7 @@ class Trainer:
         self.state = TrainState(rng=self.random.states())
         self.meter = LossMeter()
         self.stop_requested = False
+        self.mid_step = False  # True from the start of a step until its counters and RNG snapshot are updated
         self.time_spent = 0.0  # fraction of `time_limit` spent, as the ranks last agreed (`_time_is_up`)
         self.steps_per_epoch = len(self.batches())
         self.sample_texts = self._sample_captions()
@@ -199,12 +201,14 @@ class Trainer:
         }
 
     def save(self) -> None:
-        self._sync()  # the checkpoint's sums must cover every step it counts (and a NaN must not be saved)
-        if self.ema is not None and self.dist.main:  # only rank 0 writes and renders the average
-            self.ema.recalibrate(self.dataset.embeddings, self.config.batch_size, self.dist.device)
-        state = self._checkpoint()
-        if self.dist.main:
-            save_checkpoint(self.run_dir, state, self.inference_generator)
+        """Write the checkpoint (and generator.safetensors); Ctrl-C waits until both are complete."""
+        with sigint_held():
+            self._sync()  # the checkpoint's sums must cover every step it counts (and a NaN must not be saved)
+            if self.ema is not None and self.dist.main:  # only rank 0 writes and renders the average
+                self.ema.recalibrate(self.dataset.embeddings, self.config.batch_size, self.dist.device)
+            state = self._checkpoint()
+            if self.dist.main:
+                save_checkpoint(self.run_dir, state, self.inference_generator)
 
     def _restore(self, text_dim: int) -> None:
         saved = load_checkpoint(self.run_dir)
@@ -290,6 +294,7 @@ class Trainer:
             self.meter.restart_window()
             while state.step < len(batches):
                 step_start = time.perf_counter()
+                self.mid_step = True
                 self._decay_learning_rates(len(batches))
                 self.meter.add(self.train_batch(batches[state.step]), len(batches[state.step]))
                 seen += len(batches[state.step])
@@ -300,6 +305,7 @@ class Trainer:
                     bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", refresh=False)
                 state.train_seconds += time.perf_counter() - step_start
                 state.rng = self.random.states()
+                self.mid_step = False
                 bar.update(1)
                 if self.stop_requested:
                     raise KeyboardInterrupt
@@ -346,14 +352,20 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr * max(1 - spent, 0.0)
 
+    def request_stop(self) -> bool:
+        """Ask the loop to stop after the current step; returns whether a stop had already been asked for."""
+        already, self.stop_requested = self.stop_requested, True
+        return already
+
     def _end_epoch(self, steps: int, images_per_s: float) -> None:
         self._sync()  # what a time limit cut short of the last sync
         state = self.state
         means = self.dist.mean({k: v / max(steps, 1) for k, v in state.sums.items()})  # the logged losses, all ranks
-        state.epoch, state.step, state.sums = state.epoch + 1, 0, {}
-        row = {k: round(v, 6) for k, v in means.items()}
-        state.history.append({"epoch": state.epoch, **row, "images_per_s": round(images_per_s, 1)})
-        self.save()  # metrics.jsonl is written from the checkpoint's history, so a kill in between never duplicates
+        with sigint_held():  # the epoch's bookkeeping and its checkpoint land together
+            state.epoch, state.step, state.sums = state.epoch + 1, 0, {}
+            row = {k: round(v, 6) for k, v in means.items()}
+            state.history.append({"epoch": state.epoch, **row, "images_per_s": round(images_per_s, 1)})
+            self.save()  # metrics.jsonl is written from the checkpoint's history: a kill in between never duplicates
         last = state.epoch == self.config.epochs or self._time_is_up()
         if self.dist.main:
             write_metrics(self.run_dir, state.history)
@@ -368,43 +380,33 @@ class Trainer:
         return path
 
 
-@contextmanager
-def stop_between_steps(trainer: Trainer):
-    """First Ctrl-C: finish the current step, then save and stop. A second Ctrl-C stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-        print("\nstopping after this step (Ctrl-C again to stop now)...", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def train(config: ExperimentConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train (or resume) a run; returns its directory. Ctrl-C saves a checkpoint to resume from."""
     run_dir = Path(resume) if resume else Path(config.out_dir)
     if not resume and (run_dir / "checkpoint.pt").exists():
         raise LabError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out_dir")
     # One process per run directory; under torchrun, rank 0 holds the lock for the job.
-    with run_lock(run_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    with run_lock(run_dir) if main_rank else nullcontext():
+        if main_rank:
+            remove_orphan_temps(run_dir)  # what a kill -9 in the middle of a write left (we hold the lock)
         trainer = Trainer(config, run_dir, resume=bool(resume), progress=progress)
         try:
-            with stop_between_steps(trainer):
+            with stop_between_steps(trainer.request_stop):
                 trainer.run()
             trainer.dist.barrier()  # no rank tears the group down while rank 0 still writes samples
         except KeyboardInterrupt:
-            trainer.save()
-            if trainer.dist.main:
-                at = f"epoch {trainer.state.epoch + 1} step {trainer.state.step}"
-                print(f"\ninterrupted at {at}; saved. Continue with: lab train --resume {run_dir}", file=sys.stderr)
+            with sigint_held():  # a further Ctrl-C now waits until the checkpoint is whole
+                if trainer.mid_step:  # weights half-way through a step: keep the previous checkpoint
+                    kept = (run_dir / CHECKPOINT).exists()
+                    said = "the last checkpoint is kept" if kept else "no checkpoint had been saved yet"
+                    said = f"stopped in the middle of a step; {said}"
+                else:
+                    trainer.save()
+                    said = f"interrupted at epoch {trainer.state.epoch + 1} step {trainer.state.step}; saved"
+                if trainer.dist.main:
+                    then = f"Continue with: lab train --resume {run_dir}" if (run_dir / CHECKPOINT).exists() else ""
+                    print(f"\n{said}. {then or 'Nothing to resume: start the run again.'}", file=sys.stderr)
             raise
         finally:
             if trainer.tb is not None:
