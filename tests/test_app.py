@@ -93,6 +93,9 @@ def test_columns_say_what_each_run_is_and_how_it_scored(page, runs):
         and "memorisation ratio:" in narrow
     )
     assert "no scores yet" in wide and "FID" not in wide
+    assert all("nearly flat grey" in t and "as expected after a few training steps" in t for t in (narrow, wide)), (
+        "one epoch of 3 steps draws flat grey, and the page says that this is expected"
+    )
 
 
 def test_generate_endpoint_gives_each_run_the_same_noise(page):

@@ -30,6 +30,7 @@ from lab.errors import LabError
 from lab.evaluation.evaluate import EVAL_JSON, summary_rows
 from lab.experiments.sweep import LEADERBOARD
 from lab.pixels import to_pil
+from lab.sample.generate import flat_note
 from lab.sample.pipeline import Pipeline, validate_caption
 
 MAX_IMAGES = 8
@@ -72,6 +73,12 @@ def run_label(run: Run) -> str:
     else:
         lines.append(f"\nno scores yet: `lab eval --run {run.dir}`")
     return "\n".join(lines)
+
+
+def young_run_note(pipe: Pipeline) -> str:
+    """A Markdown line under a column head whose run still draws flat grey (see `flat_note`), else ""."""
+    note = flat_note(pipe([EXAMPLES[0]], 4, 0), pipe.run.epoch)
+    return f"\n\n*Note: {note}.*" if note else ""
 
 
 def sample_grids(run: Run) -> list[tuple[str, str]]:
@@ -205,9 +212,9 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
             gr.Examples(EXAMPLES, inputs=[caption], label="Example captions")
             galleries = []
             with gr.Row(equal_height=False):
-                for i, run in enumerate(runs):
+                for i, (run, pipe) in enumerate(zip(runs, pipes)):
                     with gr.Column():
-                        gr.Markdown(run_label(run))
+                        gr.Markdown(run_label(run) + young_run_note(pipe))
                         galleries.append(
                             gr.Gallery(
                                 label=run_title(run),
