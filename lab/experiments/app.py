@@ -144,7 +144,8 @@ def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
     """The comparison page for `run_dirs` (runs, or sweep folders standing for their runs plus a Leaderboard tab).
     Endpoints: `/generate` (caption, seed, count), `/interpolate` (from caption, to caption, steps, seed) and
-    `/swap` (caption, word, new word, seed); each returns one gallery per run."""
+    `/swap` (caption, word, new word, seed); each returns one gallery per run (for one run, that gallery
+    itself). Every tab is drawn once when the page opens."""
     if not run_dirs:
         raise LabError("give at least one run directory")
     run_dirs, sweeps = expand_sweeps(run_dirs)
