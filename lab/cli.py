@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import traceback
@@ -181,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
+    if getattr(args, "quiet", False):
+        # The Hugging Face libraries draw their own bars ("Loading weights" as an encoder loads) unless this is
+        # set when they are first imported, which the lazily imported commands do only after this line.
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
         return int(args.func(args) or 0)
     except LabError as e:

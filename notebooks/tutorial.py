@@ -24,8 +24,13 @@
 # 3. **generator G** and **discriminator D**;
 # 4. **the GAN-CLS loss**, and why D judges real, wrong and fake pairs separately;
 # 5. **a few training steps**;
-# 6. **generation** from new captions;
+# 6. **generation** from new captions, beside what the main job's trained model draws;
 # 7. **the quiz**.
+#
+# Each step is also one of the eight exercises in `exercises/` (ex01..ex08): where a step's concept
+# appears, a box names the exercise and how to check your answer (`lab grade --only exNN`, from a
+# terminal in the repository with `.venv` active). The course guide, `docs/course.md`, starts with
+# the order to do them in.
 #
 # It runs on the offline *synthetic flowers* in a minute or two on a CPU, faster on a GPU. A few
 # settings come from environment variables (the test suite sets them to run it small):
@@ -72,6 +77,9 @@ torch.manual_seed(0)
 # shape), each with ten true captions, in the same layout as the real Flowers captions
 # (`images/` + `captions/`). `load_captions` finds image/caption pairs in either layout the real
 # data ships in, and counts anything it skips instead of silently dropping it.
+#
+# > **Exercise ex01** (`exercises/ex01_captions.py`): read the captions in both layouts.
+# > Check it with `lab grade --only ex01`.
 
 # %%
 from lab.data.captions import load_captions
@@ -91,6 +99,10 @@ for text in first.captions[:3]:
 # A caption becomes a fixed vector from a frozen, pre-trained sentence encoder (the course's
 # `all-mpnet-base-v2` gives 768 numbers; MiniLM gives 384). It is never trained here, so the lab
 # encodes every caption once and caches the vectors. Captions that mean the same are close:
+#
+# > **Exercise ex02** (`exercises/ex02_encode.py`): the MPNet caption encoder; check it with
+# > `lab grade --only ex02`. Part 2, **ex08** (`exercises/ex08_distilbert.py`), builds a DistilBERT
+# > encoder with mean pooling; check it with `lab grade --only ex08`.
 
 # %%
 from lab.registry import ENCODERS
@@ -117,6 +129,9 @@ print(f"similar captions: cosine {similarity[0]:.2f}; different flowers: cosine 
 # *different* flower: GAN-CLS shows D that real image with this caption and asks for "fake", so D
 # must check that the picture matches the text, not just that it looks real. (The original
 # tutorial's dataset never produced it.) Images are decoded once into a uint8 cache.
+#
+# > **Exercise ex03** (`exercises/ex03_dataset.py`): the dataset and its wrong images; check it with
+# > `lab grade --only ex03`.
 
 # %%
 from lab.config import ExperimentConfig, apply
@@ -137,6 +152,31 @@ config = apply(
         "image_size": 64,
     },
 )
+import textwrap
+
+import matplotlib.pyplot as plt
+
+from lab.pixels import to_pil
+
+
+def show_rows(images: torch.Tensor, captions: list[str], titles: list[str]) -> None:
+    """One row per caption (its text on the left), one titled column per image of that row."""
+    tiles, cols = to_pil(images.cpu()), len(titles)
+    fig, axes = plt.subplots(
+        len(captions), cols + 1, figsize=(2.3 * cols + 3, 2.3 * len(captions)), squeeze=False,
+        gridspec_kw={"width_ratios": [1.4] + [1] * cols},
+    )  # fmt: skip
+    for row, caption in enumerate(captions):
+        axes[row, 0].text(0, 0.5, textwrap.fill(f"caption: {caption}", 26), va="center", fontsize=9)
+        for col, ax in enumerate(axes[row]):
+            ax.axis("off")
+            if col:
+                ax.imshow(tiles[row * cols + col - 1])
+                ax.set_title(titles[col - 1] if row == 0 else "", fontsize=9)
+    plt.tight_layout()
+    plt.show()
+
+
 dataset, _ = build_dataset(config, encoder, progress=False)
 dataset.to(DEVICE)  # images and caption vectors live where the networks run
 batch = dataset.__getitems__([0, 10, 20])  # three captions of different flowers
@@ -144,7 +184,11 @@ pairs = torch.stack([batch["image"], batch["wrong_image"]], dim=1).flatten(0, 1)
 print(
     f"{len(dataset)} captions of {len(dataset.images)} training images; images {tuple(batch['image'].shape[1:])} in [-1, 1]"
 )
-caption_grid(pairs.cpu(), batch["text"], per_caption=2)  # left: the caption's image, right: its wrong image
+show_rows(
+    pairs,
+    batch["text"],
+    ["matching image:\nD must say real", "wrong image (another flower):\nD must say fake"],
+)
 
 # %% [markdown]
 # ## 4. Generator and discriminator
@@ -156,6 +200,16 @@ caption_grid(pairs.cpu(), batch["text"], per_caption=2)  # left: the caption's i
 #   convolutions 1 -> 4 -> 8 -> ... -> 64 pixels, `tanh` to [-1, 1].
 # - **D**: strided convolutions down to 4x4 image features; the projected caption is copied onto
 #   each of the 4x4 positions and concatenated; a last 4x4 convolution gives one logit.
+#
+# > **Exercise ex04** (`exercises/ex04_generator.py`): this generator; **ex05**
+# > (`exercises/ex05_discriminator.py`): this discriminator. Check them with `lab grade --only ex04`
+# > and `lab grade --only ex05`, then train with yours:
+# > `lab train --generator=exercises.ex04_generator:Generator --discriminator=exercises.ex05_discriminator:Discriminator`.
+#
+# Quiz question 7 asks how many input channels D's last layer has **in the course's network**:
+# a width-64 D (512 image channels at 4x4) with the text projected to 64 numbers, so
+# 512 + 64 = 576. The cell below builds that network and reads the number from its layer, then
+# does the same for the lab's default D (text projected to 256) and for the small D of this notebook.
 
 # %%
 from lab.course.quiz import head_channels
@@ -166,12 +220,16 @@ generator, discriminator = generator.to(DEVICE), discriminator.to(DEVICE)
 noise = torch.randn(4, generator.noise_dim, device=DEVICE)
 fake = generator(noise, batch["embedding"][:1].repeat(4, 1))
 logits, features = discriminator(fake, batch["embedding"][:1].repeat(4, 1))
-image_channels, text_channels, total = head_channels(config)
 print(f"G: noise {tuple(noise.shape)} + text {encoder.dim}-d -> images {tuple(fake.shape)}")
 print(f"D: images -> logits {tuple(logits.shape)}, features {tuple(features.shape)}")
-print(
-    f"D's last layer reads {image_channels} image + {text_channels} text = {total} channels (width 16 here; quiz question 7 asks this of the course's network)"
-)
+course_d = apply(ExperimentConfig(), {"discriminator.width": 64, "discriminator.text_proj_dim": 64})
+for name, settings in (
+    ("the course's D (quiz question 7)", course_d),
+    ("the lab's default D", ExperimentConfig()),
+    ("this notebook's D (width 16)", config),
+):
+    image_channels, text_channels, total = head_channels(settings)
+    print(f"{name}: its last layer reads {image_channels} image + {text_channels} text = {total} channels")
 
 # %% [markdown]
 # ## 5. The GAN-CLS loss, and batch statistics
@@ -186,6 +244,9 @@ print(
 # wrong and fake pairs **separately**; the G step later shows D the fakes alone, exactly as the D
 # step did. Running D once over all three concatenated would be a different algorithm (the lab
 # measured it: G got almost no signal). See the difference:
+#
+# > **Exercise ex06** (`exercises/ex06_loss.py`): the GAN-CLS loss recipe; check it with
+# > `lab grade --only ex06`, then train with it: `lab train --loss=exercises.ex06_loss:GanClsLoss`.
 
 # %%
 real, wrong, emb = batch["image"], batch["wrong_image"], batch["embedding"]
@@ -206,6 +267,9 @@ print("D loss terms:", {k: round(float(v), 3) for k, v in losses.terms.items()})
 # trainer adds what a long run needs (checkpoints, exact resume, sample grids); the step is the
 # same. A few dozen steps only start to bring out colours: `lab train --config configs/quick.toml`
 # trains for real.
+#
+# > **Exercise ex07** (`exercises/ex07_train_step.py`): this step; check it with
+# > `lab grade --only ex07`.
 
 # %%
 from lab.train.trainer import train_step
@@ -226,27 +290,60 @@ for step in range(STEPS):
         )
 
 # %% [markdown]
-# ## 7. Generation
+# ## 7. Generation, and what a trained model makes
 #
 # `Pipeline(generator, encoder)` is what `lab generate` and the app use: it encodes new captions,
 # draws the noise from the seed alone (the same seed gives the same noise in every run, so runs
-# compare fairly) and renders with G in eval mode. Each row is one caption with four noises.
+# compare fairly) and renders with G in eval mode. Each row is one caption, each column one noise.
+#
+# Left, this notebook's G, on the six captions of the main job's sample grid; right, that grid:
+# the samples of `lab train --config configs/quick.toml` (the README's main job, 5 minutes on 2 CPU
+# cores). They differ because:
+#
+# - **steps**: a GAN starts from small random weights, so G first draws flat grey (tanh of numbers
+#   near 0), then the data's average colour (the green background), then blobs where flowers sit;
+#   petals, colours per caption and shapes take hundreds of steps. This notebook takes `STEPS`
+#   (60 by default), the main job about 1,150 (4 epochs of 289 batches of 16);
+# - **size**: width 16 here, 32 there (4x the weights);
+# - **recipe**: this notebook is the course's plain GAN-CLS; the main job adds what the lab found
+#   helps at that budget (an average of G's weights, a skip generator, a caption-matching term,
+#   mode seeking, all ten captions per image: see the comments in `configs/quick.toml`).
 
 # %%
+from PIL import Image
+
+import lab
 from lab.sample.pipeline import Pipeline
 
-prompts = [
-    "a red flower with a yellow center and five round petals.",
-    "a blue flower with a white center and pointed petals.",
+MAIN_JOB_CAPTIONS = [  # the captions of docs/main_job_samples.png, in its order
+    "this flower has seven round blue petals and a green center.",
+    "this flower has four round orange petals and a yellow center.",
+    "this flower has four pointed pink petals and a yellow center.",
+    "this flower has six round purple petals and a black center.",
+    "this flower has eight round blue petals and a green center.",
+    "this flower has four round yellow petals and a green center.",
 ]
-images = Pipeline(generator, encoder)(prompts, n=4, seed=0)
-caption_grid(images, prompts, per_caption=4)
+ours = caption_grid(Pipeline(generator, encoder)(MAIN_JOB_CAPTIONS, n=6, seed=0), MAIN_JOB_CAPTIONS, per_caption=6)
+main_job = Path(lab.__file__).resolve().parents[1] / "docs" / "main_job_samples.png"  # in the lab's checkout
+pictures = [(ours, f"this notebook: {STEPS} steps, width {config.generator.options['width']}")]
+if main_job.is_file():
+    pictures.append((Image.open(main_job), "the main job: about 1,150 steps, width 32"))
+else:  # e.g. in Colab, where the lab is installed without its docs
+    print(f"the main job's samples: {REPO}/blob/main/docs/main_job_samples.png")
+fig, axes = plt.subplots(1, len(pictures), figsize=(7 * len(pictures), 4.4), squeeze=False)
+for ax, (picture, title) in zip(axes[0], pictures):
+    ax.imshow(picture)
+    ax.set_title(title)
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## 8. Quiz
 #
 # The course's ten questions. Write your answers in `my_answers` (e.g. `"1a 2b 3c ..."`) and run
-# the cell: every answer comes back with its reason. In a terminal: `lab quiz --lang en`.
+# the cell: every answer comes back with its reason. In a terminal: `lab quiz --lang en` (or
+# `lab quiz` in Vietnamese, the original).
 
 # %%
 from lab.course.quiz import LETTERS, QUESTIONS, check, parse_answers

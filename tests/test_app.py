@@ -49,10 +49,23 @@ def runs(tmp_path_factory, synthetic_root):
     return made
 
 
+def _serve(run_dirs):
+    demo = build_demo(run_dirs)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, ssr_mode=False)
+    return demo
+
+
 @pytest.fixture(scope="module")
 def page(runs):
-    demo = build_demo(runs)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, ssr_mode=False)
+    demo = _serve(runs)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page_one(runs):
+    """The page for one run (`lab compare runs/quick`, the natural first use): one gallery per tab."""
+    demo = _serve(runs[:1])
     yield demo
     demo.close()
 
@@ -80,6 +93,9 @@ def test_columns_say_what_each_run_is_and_how_it_scored(page, runs):
         and "memorisation ratio:" in narrow
     )
     assert "no scores yet" in wide and "FID" not in wide
+    assert all("nearly flat grey" in t and "as expected after a few training steps" in t for t in (narrow, wide)), (
+        "one epoch of 3 steps draws flat grey, and the page says that this is expected"
+    )
 
 
 def test_generate_endpoint_gives_each_run_the_same_noise(page):
@@ -192,13 +208,30 @@ def test_difference_is_black_where_nothing_changed_and_bright_where_it_did():
     assert diff[2:4, 2:4].min() >= 127 and diff[4:].max() == 0 and diff[:, :2].max() == 0
 
 
-def test_page_shows_generated_images_in_headless_chromium(page, tmp_path):
+def test_one_run_endpoints_return_that_runs_images_unwrapped(page_one, page):
+    """With one run each endpoint has one output: its value is the run's gallery itself (not a 1-tuple, which
+    gradio cannot show), and it holds what the two-run page draws for the same run, caption and seed."""
+    one, two = Client(page_one.local_url, verbose=False), Client(page.local_url, verbose=False)
+    caption = "this flower has five round red petals and a yellow center."
+    for api_name, args, count in (
+        ("/generate", (caption, 3, 2), 2),
+        ("/interpolate", (caption, "a blue flower with pointed petals.", 4, 3), 4),
+        ("/swap", (caption, "red", "white", 3), 3),
+    ):
+        gallery = one.predict(*args, api_name=api_name)
+        assert isinstance(gallery, list) and len(gallery) == count, (api_name, gallery)
+        assert all(isinstance(item, dict) and item["image"] for item in gallery), api_name
+        narrow = two.predict(*args, api_name=api_name)[0]
+        assert all(np.array_equal(_pixels(a), _pixels(b)) for a, b in zip(gallery, narrow)), api_name
+    with pytest.raises(Exception, match="has no word 'green'"):
+        one.predict(caption, "green", "blue", 0, api_name="/swap")
+
+
+def _chromium():
     if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
         pytest.skip("chromium not installed (apt-get install -y chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a driver
     options = webdriver.ChromeOptions()
@@ -212,26 +245,86 @@ def test_page_shows_generated_images_in_headless_chromium(page, tmp_path):
         "--window-size=1400,1200",
     ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    images = "return Array.from(document.querySelectorAll('.run-gallery img')).map(i => [i.closest('.run-gallery').id, i.naturalWidth])"
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def _shown(driver, gallery_class: str) -> dict[str, list[tuple[str, int]]]:
+    """{gallery id: [(alt text, natural width) of each loaded image]} for the galleries of one kind."""
+    pairs = driver.execute_script(
+        f"return Array.from(document.querySelectorAll('.{gallery_class} img')).filter(i => i.naturalWidth > 0)"
+        f".map(i => [i.closest('.{gallery_class}').id, i.alt, i.naturalWidth])"
+    )
+    shown: dict[str, list[tuple[str, int]]] = {}
+    for gallery, alt, width in pairs:
+        shown.setdefault(gallery, []).append((alt, width))
+    return shown
+
+
+def _set(driver, elem_id: str, value) -> None:
+    """Type `value` into the text or number box of the component `elem_id`, as a user would."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input:not([type=range]), #{elem_id} textarea")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.TAB)
+
+
+@pytest.mark.parametrize("which", ["page_one", "page"])
+def test_page_shows_images_on_load_and_after_each_button_in_headless_chromium(which, request, tmp_path):
+    """The page as a browser shows it, from one run and from two: every tab drawn on load, then Generate,
+    Interpolate and Change the word each redraw with what was typed (fewer images, another word)."""
+    demo = request.getfixturevalue(which)
+    n_runs = 1 if which == "page_one" else 2
+    driver = _chromium()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait_for(prefix: str, per_run: int, word: str = "") -> dict:
+        """Wait until each run's `prefix` gallery shows `per_run` images, the second captioned with `word`."""
+
+        def done(d):
+            shown = _shown(d, f"{prefix}-gallery")
+            full = sorted(shown) == [f"{prefix}-{i}" for i in range(n_runs)]
+            right = all(len(images) == per_run and word in (images[1][0] or "") for images in shown.values())
+            return shown if full and right else None
+
+        return WebDriverWait(driver, 60).until(done)
+
+    def tab(name: str) -> None:
+        next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text == name).click()
+
+    errors = "return Array.from(document.querySelectorAll('.toast-body')).map(t => t.innerText)"
     try:
-        driver.get(page.local_url)
-        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "generate"))
-        driver.find_element(By.ID, "generate").click()
-        WebDriverWait(driver, 60).until(lambda d: sum(width > 0 for _, width in d.execute_script(images)) >= 8)
-        shown = driver.execute_script(images)
+        driver.get(demo.local_url)
+        on_load = wait_for("run", 4)  # no click: the default caption, seed and 4 images per run
         driver.save_screenshot(str(tmp_path / "page.png"))
         headings = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "h3")]
-        next(b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text == "Interpolate").click()
-        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "interpolate").is_displayed())
+        _set(driver, "count", 2)
+        driver.find_element(By.ID, "generate").click()
+        generated = wait_for("run", 2)
+        tab("Interpolate")
+        wait_for("walk", 6)  # drawn on load as well
+        _set(driver, "steps", 3)
         driver.find_element(By.ID, "interpolate").click()
-        strips = (
-            "return Array.from(document.querySelectorAll('.walk-gallery img')).filter(i => i.naturalWidth > 0).length"
-        )
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script(strips) >= 12)  # 6 steps x 2 runs
+        walked = wait_for("walk", 3)
+        tab("Change one word")
+        wait_for("swap", 3, "blue")
+        _set(driver, "new-word", "white")
+        driver.find_element(By.ID, "swap").click()
+        swapped = wait_for("swap", 3, "white")
+        shown_errors = driver.execute_script(errors)
     finally:
         driver.quit()
-    assert sorted({column for column, width in shown if width == 64}) == ["run-0", "run-1"]
-    assert {"narrow", "wide"} <= set(headings)
+    assert not shown_errors, shown_errors
+    for result in (on_load, generated, walked):
+        assert {width for images in result.values() for _, width in images} == {64}
+    assert [alt for alt, _ in swapped["swap-0"]] == [
+        "this flower has five round red petals and a yellow center.",
+        "this flower has five round white petals and a yellow center.",
+        "difference (x2)",
+    ]
+    assert [alt for alt, _ in walked["walk-0"]] == ["0.00", "0.50", "1.00"]
+    assert {"narrow", "wide"}.intersection(headings) == ({"narrow"} if n_runs == 1 else {"narrow", "wide"})
     shot = np.asarray(Image.open(tmp_path / "page.png").convert("L"))
     assert shot.shape[1] >= 1000 and shot.std() > 5, "the screenshot is blank"

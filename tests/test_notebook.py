@@ -8,7 +8,7 @@ import nbformat
 import torch
 from nbclient import NotebookClient
 
-from lab.course.quiz import QUESTIONS
+from lab.course.quiz import QUESTIONS, head_channels
 from tests.helpers import ROOT
 
 
@@ -38,4 +38,22 @@ def test_tutorial_notebook_runs_and_shows_every_step(tmp_path, monkeypatch, synt
     assert "images (4, 3, 64, 64)" in text and "step   3: D" in text
     assert "Score: 10/10" in text
     pictures = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(pictures) == 2, "the wrong-image pairs and the generated grid are shown"
+    assert len(pictures) == 2, "the labelled wrong-image pairs, and the generated grid beside the main job's"
+    assert "the main job's samples:" not in text, "in a checkout the main job's picture is shown, not linked"
+    assert "the course's D (quiz question 7): its last layer reads 512 image + 64 text = 576 channels" in text
+    image, text_channels, total = head_channels()  # the lab's default D, read from the model
+    assert f"the lab's default D: its last layer reads {image} image + {text_channels} text = {total} channels" in text
+
+
+def test_tutorial_points_to_each_exercise_and_agrees_with_the_quiz_on_question_7():
+    notebook = nbformat.read(ROOT / "notebooks" / "tutorial.ipynb", as_version=4)
+    markdown = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    for number in range(1, 9):
+        assert f"`exercises/ex0{number}_" in markdown and f"`lab grade --only ex0{number}`" in markdown, number
+    mentions = [cell.source for cell in notebook.cells if cell.cell_type == "markdown" and "question 7" in cell.source]
+    assert mentions and all("576" in source for source in mentions), (
+        "the text gives the course's 576 (the code derives it)"
+    )
+    assert "matching image" in "".join(c.source for c in notebook.cells) and "wrong image (another flower)" in "".join(
+        c.source for c in notebook.cells
+    ), "the wrong-image grid labels which image is which"

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -36,6 +37,7 @@ def test_cli_trains_and_generates_end_to_end(tiny_config, tmp_path, synthetic_ro
     ]
     out = run_lab("train", "--quiet", *args)
     assert out.returncode == 0, out.stderr
+    assert "Loading weights" not in out.stderr and "it/s" not in out.stderr, f"--quiet drew a bar: {out.stderr}"
     metrics = read_metrics(run)
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
     assert {"d_loss", "g_loss", "d_real", "d_wrong", "d_fake", "g_adv", "g_feature", "g_l1", "images_per_s"} <= set(
@@ -57,10 +59,24 @@ def test_cli_trains_and_generates_end_to_end(tiny_config, tmp_path, synthetic_ro
         str(tmp_path / "g.png"),
     )
     assert gen.returncode == 0, gen.stderr
+    assert "note: these images are nearly flat grey" in gen.stderr and "(4 epoch(s) here)" in gen.stderr, (
+        "12 steps of a width-8 G still draw flat grey, and a newcomer is told that this is expected"
+    )
     grid = Image.open(tmp_path / "g.png")
     assert grid.height == 2 * 64 and grid.width > 3 * 64
     bad = run_lab("generate", "   ", "--run", str(run))
     assert bad.returncode == 2 and "caption is empty" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_flat_note_speaks_only_of_images_without_contrast(synthetic_root):
+    from lab.sample.generate import flat_note
+
+    grey = 1e-3 * torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    assert "nearly flat grey" in flat_note(grey, 2) and "(2 epoch(s) here)" in flat_note(grey, 2)
+    paths = sorted((synthetic_root / "images").glob("*.jpg"))[:4]
+    flowers = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in paths])
+    assert flat_note(flowers.float() / 127.5 - 1, 2) is None, "drawn flowers are not flat"
+    assert flat_note(torch.full((2, 3, 8, 8), 0.6) + grey[:2, :, :8, :8], 9) is not None, "one flat colour is flat too"
 
 
 def _weights(run_dir):

@@ -30,6 +30,7 @@ from lab.errors import LabError
 from lab.evaluation.evaluate import EVAL_JSON, summary_rows
 from lab.experiments.sweep import LEADERBOARD
 from lab.pixels import to_pil
+from lab.sample.generate import flat_note
 from lab.sample.pipeline import Pipeline, validate_caption
 
 MAX_IMAGES = 8
@@ -74,6 +75,12 @@ def run_label(run: Run) -> str:
     return "\n".join(lines)
 
 
+def young_run_note(pipe: Pipeline) -> str:
+    """A Markdown line under a column head whose run still draws flat grey (see `flat_note`), else ""."""
+    note = flat_note(pipe([EXAMPLES[0]], 4, 0), pipe.run.epoch)
+    return f"\n\n*Note: {note}.*" if note else ""
+
+
 def sample_grids(run: Run) -> list[tuple[str, str]]:
     """(path, caption) of every saved sample grid, in epoch order."""
     paths = sorted((run.dir / "samples").glob("epoch_*.png"))
@@ -115,6 +122,12 @@ def difference(a, b) -> Image.Image:
     return to_pil(((a - b).abs() * 2 - 1).clamp(-1, 1).unsqueeze(0))[0]
 
 
+def per_output(columns: list) -> object:
+    """A handler's result for one output per run. Gradio hands a handler's value to a single output as it
+    is and spreads a tuple over several, so one run's column goes back bare, not as a 1-tuple."""
+    return columns[0] if len(columns) == 1 else tuple(columns)
+
+
 def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
     """(run directories, sweep folders): a `lab sweep` folder stands for its runs, in leaderboard order."""
     runs, sweeps = [], []
@@ -131,7 +144,8 @@ def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
     """The comparison page for `run_dirs` (runs, or sweep folders standing for their runs plus a Leaderboard tab).
     Endpoints: `/generate` (caption, seed, count), `/interpolate` (from caption, to caption, steps, seed) and
-    `/swap` (caption, word, new word, seed); each returns one gallery per run."""
+    `/swap` (caption, word, new word, seed); each returns one gallery per run (for one run, that gallery
+    itself). Every tab is drawn once when the page opens."""
     if not run_dirs:
         raise LabError("give at least one run directory")
     run_dirs, sweeps = expand_sweeps(run_dirs)
@@ -139,17 +153,17 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
     pipes = [Pipeline.from_run(d, device, encoders) for d in run_dirs]
     runs = [pipe.run for pipe in pipes]
 
-    def generate(caption: str, seed: float, count: float) -> tuple[list[Image.Image], ...]:
+    def generate(caption: str, seed: float, count: float):
         caption, seed, count = check_request(caption, seed, count)
-        return tuple(to_pil(pipe([caption], count, seed)) for pipe in pipes)
+        return per_output([to_pil(pipe([caption], count, seed)) for pipe in pipes])
 
-    def interpolate(start: str, end: str, steps: float, seed: float) -> tuple[list[tuple[Image.Image, str]], ...]:
+    def interpolate(start: str, end: str, steps: float, seed: float):
         start, end = _caption(start), _caption(end)
         steps, seed = _whole(steps, "number of steps", 2, MAX_IMAGES), _whole(seed, "seed", 0, MAX_SEED)
         labels = [f"{i / (steps - 1):.2f}" for i in range(steps)]
-        return tuple(list(zip(to_pil(pipe.interpolate(start, end, steps, seed)), labels)) for pipe in pipes)
+        return per_output([list(zip(to_pil(pipe.interpolate(start, end, steps, seed)), labels)) for pipe in pipes])
 
-    def swap(caption: str, old: str, new: str, seed: float) -> tuple[list[tuple[Image.Image, str]], ...]:
+    def swap(caption: str, old: str, new: str, seed: float):
         caption = _caption(caption)
         swapped, seed = swap_word(caption, old, new), _whole(seed, "seed", 0, MAX_SEED)
         columns = []
@@ -162,7 +176,7 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
                     (difference(before, after), "difference (x2)"),
                 ]
             )
-        return tuple(columns)
+        return per_output(columns)
 
     def run_galleries(prefix: str, label: str, **options) -> list[gr.Gallery]:
         """One gallery per run, in a row, each headed by the run's name."""
@@ -194,14 +208,14 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
                     info=f"at most {MAX_CAPTION_CHARS} characters",
                 )
                 seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
-                count = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images per run", scale=1)
+                count = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="Images per run", scale=1, elem_id="count")
             button = gr.Button("Generate", variant="primary", elem_id="generate")
             gr.Examples(EXAMPLES, inputs=[caption], label="Example captions")
             galleries = []
             with gr.Row(equal_height=False):
-                for i, run in enumerate(runs):
+                for i, (run, pipe) in enumerate(zip(runs, pipes)):
                     with gr.Column():
-                        gr.Markdown(run_label(run))
+                        gr.Markdown(run_label(run) + young_run_note(pipe))
                         galleries.append(
                             gr.Gallery(
                                 label=run_title(run),
@@ -222,7 +236,7 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
             with gr.Row():
                 start = gr.Textbox(value=EXAMPLES[0], label="From caption", max_length=MAX_CAPTION_CHARS, scale=3)
                 end = gr.Textbox(value=EXAMPLES[1], label="To caption", max_length=MAX_CAPTION_CHARS, scale=3)
-                steps = gr.Slider(2, MAX_IMAGES, value=6, step=1, label="Steps", scale=1)
+                steps = gr.Slider(2, MAX_IMAGES, value=6, step=1, label="Steps", scale=1, elem_id="steps")
                 walk_seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
             walk = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
             strips = run_galleries(
@@ -236,7 +250,7 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
             with gr.Row():
                 sentence = gr.Textbox(value=EXAMPLES[0], label="Caption", max_length=MAX_CAPTION_CHARS, scale=4)
                 old_word = gr.Textbox(value="red", label="Word to change", scale=1)
-                new_word = gr.Textbox(value="blue", label="Put in its place", scale=1)
+                new_word = gr.Textbox(value="blue", label="Put in its place", scale=1, elem_id="new-word")
                 swap_seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=1)
             change = gr.Button("Change the word", variant="primary", elem_id="swap")
             pairs = run_galleries("swap", "before, after, difference", columns=3, height=240)
@@ -258,6 +272,10 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
                         gr.Gallery(
                             sample_grids(run), label="sample grids (fixed captions and noise)", columns=1, height="auto"
                         )
+        # The page opens with every tab drawn from its default inputs, not with empty galleries.
+        demo.load(generate, [caption, seed, count], galleries, api_name=False).then(
+            interpolate, [start, end, steps, walk_seed], strips, api_name=False
+        ).then(swap, [sentence, old_word, new_word, swap_seed], pairs, api_name=False)
     return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
 
 

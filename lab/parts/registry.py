@@ -43,7 +43,10 @@ class Registry:
             return self._factories[name]
         if ":" in name:
             return _import_spec(name, self.kind)
-        raise LabError(f"unknown {self.kind} '{name}'; available: {', '.join(self.list()) or 'none'}")
+        raise LabError(
+            f"unknown {self.kind} '{name}'; available: {', '.join(self.list()) or 'none'}, "
+            f"or your own as module:attribute, e.g. {_spec_hint(name)}"
+        )
 
     def create(self, name: str, **kwargs: Any) -> Any:
         return self.get(name)(**kwargs)
@@ -51,6 +54,13 @@ class Registry:
     def list(self, pattern: str = "*") -> list[str]:
         load_plugins()
         return sorted(n for n in self._factories if fnmatch.fnmatch(n, pattern))
+
+
+def _spec_hint(name: str) -> str:
+    """`module:attribute` for what was given: a file path (`exercises/ex04_generator.py`) becomes its module."""
+    if name.endswith(".py") or "/" in name:
+        return name.removesuffix(".py").strip("./").replace("/", ".") + ":ClassName"
+    return "my_package.my_module:MyClass"
 
 
 def _import_spec(spec: str, kind: str) -> Callable[..., Any]:

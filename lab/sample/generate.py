@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from lab.device import resolve_device
@@ -21,8 +22,24 @@ from lab.pixels import to_pil
 from lab.plots import caption_grid
 from lab.sample.pipeline import MAX_SEED, Pipeline, validate_caption
 
+FLAT_SPREAD = (
+    0.02  # mean per-image pixel std, in [-1, 1] units (about 2.5 grey levels of 255), below which images are "flat"
+)
 MAX_GRID_CAPTIONS = 64  # a grid taller than this is unreadable; use --out-dir
 CHUNK_CAPTIONS = 256  # captions encoded and generated at a time with --out-dir
+
+
+def flat_note(images: torch.Tensor, epochs: int) -> str | None:
+    """A line for images with next to no contrast ([N, 3, H, W] in [-1, 1]), else None: what a GAN draws
+    before it has learnt anything looks broken to a newcomer, so say that it is expected and why."""
+    spread = float(images.float().std(dim=(1, 2, 3)).mean())
+    if spread >= FLAT_SPREAD:
+        return None
+    return (
+        f"these images are nearly flat grey (pixel spread {spread:.3f}), as expected after a few training steps "
+        f"({epochs} epoch(s) here): G starts from small random weights, so its tanh output sits near 0, mid grey; "
+        "it learns the data's average colour first, then blobs where flowers are, shapes after hundreds of steps"
+    )
 
 
 def read_captions(args) -> list[str]:
@@ -87,6 +104,8 @@ def main(args) -> None:
     out = Path(args.out) if args.out else pipe.run.dir / "generated" / f"{slug}-seed{args.seed}.png"
     if out.exists() and not args.force:
         raise LabError(f"{out} exists; use --force to overwrite or pick another --out")
-    grid = caption_grid(pipe(captions, args.n, args.seed), captions, args.n)
-    atomic_write(out, grid.save)
+    images = pipe(captions, args.n, args.seed)
+    atomic_write(out, caption_grid(images, captions, args.n).save)
     print(out, file=sys.stdout)
+    if note := flat_note(images, pipe.run.epoch):
+        print(f"note: {note}", file=sys.stderr)
