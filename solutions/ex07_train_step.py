@@ -41,4 +41,4 @@ def train_step(
     opt_g.step()
 
     terms = {"d_loss": d_out.total, "g_loss": g_total, **d_out.terms, **g_out.terms, **extra}
-    return {name: float(value) for name, value in terms.items()}
+    return {name: value.item() if torch.is_tensor(value) else float(value) for name, value in terms.items()}
