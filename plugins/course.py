@@ -63,7 +63,7 @@ class CourseGenerator(Generator):
         super().__init__()
         plan = channel_plan(width, image_size)  # e.g. [512, 256, 128, 64]
         self.text_dim, self.noise_dim, self.image_size = text_dim, noise_dim, image_size
-        self.project = text_projection(text_dim, text_proj_dim)
+        self.project = self.text_code(text_dim, text_proj_dim)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(noise_dim + text_proj_dim, plan[0], 4, 1, 0, bias=False),  # 1x1 -> 4x4
             nn.BatchNorm2d(plan[0]),
@@ -73,7 +73,18 @@ class CourseGenerator(Generator):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(plan[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        self.apply(init_weights)
+        self.add_layers(plan)
+        self.apply(init_weights)  # last: every layer's weights, drawn in the order the layers were built
+
+    # Hooks, each building one piece: the lab's G (plugins/dcgan.py) overrides them to build its options in
+    # the places they always had, so that a seed still gives it the same starting weights.
+
+    def text_code(self, text_dim: int, proj_dim: int) -> nn.Module:
+        """The text's code, fed to the net beside the noise: its projection."""
+        return text_projection(text_dim, proj_dim)
+
+    def add_layers(self, plan: list[int]) -> None:
+        """Nothing here in the course; a subclass adds its extra layers (after `net`, before weights are drawn)."""
 
     def forward(self, noise: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         x = torch.cat([noise, self.project(text_embedding)], dim=1)
@@ -89,15 +100,26 @@ class CourseDiscriminator(Discriminator):
         plan = channel_plan(width, image_size)[::-1]  # e.g. [64, 128, 256, 512]
         layers: list[nn.Module] = [nn.Conv2d(3, plan[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         for c_in, c_out in zip(plan, plan[1:]):  # each stage halves the size, doubles the channels
-            layers += [
-                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers += self.stage(c_in, c_out)
         self.image_net = nn.Sequential(*layers)
-        self.project = text_projection(text_dim, text_proj_dim)
-        self.head = nn.Conv2d(plan[-1] + text_proj_dim, 1, 4, 1, 0, bias=False)
-        self.apply(init_weights)
+        self.project = self.text_code(text_dim, text_proj_dim)
+        self.add_head(plan[-1], text_proj_dim)
+        self.apply(init_weights)  # last: every layer's weights, drawn in the order the layers were built
+
+    # Hooks, each building one piece: the lab's D (plugins/dcgan.py) overrides them to build its options in
+    # the places they always had, so that a seed still gives it the same starting weights.
+
+    def stage(self, c_in: int, c_out: int) -> list[nn.Module]:
+        """One stage: a strided conv (half the size, `c_out` channels) -> BatchNorm -> LeakyReLU."""
+        return [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+
+    def text_code(self, text_dim: int, proj_dim: int) -> nn.Module:
+        """The text's code, tiled beside the image features: its projection."""
+        return text_projection(text_dim, proj_dim)
+
+    def add_head(self, features: int, text_proj_dim: int) -> None:
+        """The head: a 4x4 conv from the image features and the tiled text code to one logit."""
+        self.head = nn.Conv2d(features + text_proj_dim, 1, 4, 1, 0, bias=False)
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_image_size(image, self.image_size)

@@ -149,20 +149,11 @@ def with_blur(layers: nn.Sequential, blur: int) -> list[nn.Module]:
     return [x for m in layers for x in ([m, Blur(m.out_channels)] if id(m) in blurred else [m])]
 
 
-def without_batch_norm(layers: nn.Sequential) -> nn.Sequential:
-    """`layers` without their BatchNorms; a conv that fed one gets a bias (zero, as `init_weights` makes it) instead."""
-    kept: list[nn.Module] = []
-    for layer in layers:
-        if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            if isinstance(kept[-1], nn.Conv2d) and kept[-1].bias is None:
-                kept[-1].bias = nn.Parameter(torch.zeros(layer.num_features, device=layer.weight.device))
-            continue
-        kept.append(layer)
-    return nn.Sequential(*kept)
-
-
 class DCGANGenerator(CourseGenerator):
-    """The course's generator (noise + projected text -> 1x1 -> 4x4 -> ... -> RGB in [-1, 1]) with the variants' options."""
+    """The course's generator (noise + projected text -> 1x1 -> 4x4 -> ... -> RGB in [-1, 1]) with the variants' options.
+
+    The options are built by the course's hooks (`text_code`, `add_layers`), where the lab's G always had them:
+    a seed gives the same starting weights as ever, and a run from an old config trains the same."""
 
     def __init__(
         self,
@@ -181,15 +172,23 @@ class DCGANGenerator(CourseGenerator):
             raise LabError(
                 f"generator blur must be between 0 and {upsamplings} (the number of upsamplings to {image_size} px), got {blur}"
             )
+        self.cond_aug, self.kl_weight, self.skip = (
+            cond_aug,
+            kl_weight,
+            skip,
+        )  # read by the hooks, during super().__init__
         super().__init__(text_dim, noise_dim, text_proj_dim, width, image_size)
-        if cond_aug:
-            self.project = ConditioningAugmentation(text_dim, text_proj_dim, kl_weight).apply(init_weights)
+        # Neither draws random numbers: the first layer keeps its weight, a blur has none.
         self.net = nn.Sequential(FromVector.of(self.net[0]), *with_blur(self.net[1:], blur))
+
+    def text_code(self, text_dim: int, proj_dim: int) -> nn.Module:
+        return text_conditioning(text_dim, proj_dim, self.cond_aug, self.kl_weight)
+
+    def add_layers(self, plan: list[int]) -> None:
         # With `skip` (StyleGAN2's skip generator), every stage also paints RGB through a 1x1 conv, and the
         # image is the sum of all of them, each upsampled bilinearly: colours and layout come smooth from the
         # low-resolution stages (learnt in few steps), the last stage adds only detail.
-        plan = channel_plan(width, image_size)
-        self.to_rgb = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in plan).apply(init_weights) if skip else None
+        self.to_rgb = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in plan) if self.skip else None
 
     def forward(self, noise: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         if self.to_rgb is None:
@@ -209,7 +208,10 @@ class DCGANGenerator(CourseGenerator):
 
 class DCGANDiscriminator(CourseDiscriminator):
     """The course's discriminator (strided convs to 4x4 features, text tiled over them, 4x4 conv -> 1 logit)
-    with the variants' options."""
+    with the variants' options.
+
+    The options are built by the course's hooks (`stage`, `text_code`, `add_head`), where the lab's D always
+    had them: a seed gives the same starting weights as ever, and a run from an old config trains the same."""
 
     def __init__(
         self,
@@ -224,28 +226,38 @@ class DCGANDiscriminator(CourseDiscriminator):
     ):
         if norm not in ("batch", "none"):
             raise LabError(f"discriminator norm must be 'batch' or 'none', got {norm!r}")
+        # Read by the hooks, during super().__init__ (`self.joint` is the joint layer itself).
+        self.batch_norm, self.mix_text, self.projection, self.blur = norm == "batch", joint, projection, blur
         super().__init__(text_dim, text_proj_dim, width, image_size)
-        batch_norm = norm == "batch"
-        if not batch_norm:
-            self.image_net, self.project = without_batch_norm(self.image_net), without_batch_norm(self.project)
-        features = width * 8
+
+    def stage(self, c_in: int, c_out: int) -> list[nn.Module]:
+        if self.batch_norm:
+            return super().stage(c_in, c_out)
+        return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]  # a bias instead of the BatchNorm
+
+    def text_code(self, text_dim: int, proj_dim: int) -> nn.Module:
+        if self.batch_norm:
+            return super().text_code(text_dim, proj_dim)
+        return nn.Sequential(nn.Linear(text_dim, proj_dim), nn.LeakyReLU(0.2, inplace=True))
+
+    def add_head(self, features: int, text_proj_dim: int) -> None:
         # With `joint`, a 3x3 conv + LeakyReLU mixes image and text before the head (as in Reed et al.'s D);
         # without it the logit is a *sum* of an image score and a text score, which cannot tell a
         # matching pair from a mismatched one: only the L1 and feature terms of GAN-CLS then teach the text.
         self.joint: nn.Sequential | None = None
-        if joint:
+        if self.mix_text:
             self.joint = nn.Sequential(
-                TiledTextConv(features, text_proj_dim, features, bias=not batch_norm),
-                *([nn.BatchNorm2d(features)] if batch_norm else []),
+                TiledTextConv(features, text_proj_dim, features, bias=not self.batch_norm),
+                *([nn.BatchNorm2d(features)] if self.batch_norm else []),
                 nn.LeakyReLU(0.2, inplace=True),
-            ).apply(init_weights)
-            self.head = nn.Conv2d(features, 1, 4, 1, 0, bias=False).apply(init_weights)
+            )
+        super().add_head(features, 0 if self.mix_text else text_proj_dim)  # the text is already in the mix
         # With `projection`, the logit also gets <W e, sum of image features> (Miyato & Koyama 2018):
         # a direct "does this image show what the text says" score per feature channel.
-        self.text_match = nn.Linear(text_dim, features, bias=False).apply(init_weights) if projection else None
+        self.text_match = nn.Linear(self.text_dim, features, bias=False) if self.projection else None
         # With `blur`, D sees every image (real or fake) through the same fixed low-pass: texture finer than
         # that earns G nothing with D, and only the L1 term, which pulls towards smooth real flowers, shapes it.
-        self.low_pass = Blur(3) if blur else nn.Identity()
+        self.low_pass = Blur(3) if self.blur else nn.Identity()
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.joint is None:

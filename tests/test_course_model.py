@@ -7,6 +7,7 @@ G, D and the loss are compared three ways: the solution, the course's plain part
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from pathlib import Path
 
@@ -89,6 +90,43 @@ def test_discriminator_solution_is_the_course_and_the_lab_discriminator(size):
         torch.testing.assert_close(other_logits, logits, rtol=0, atol=0)
         torch.testing.assert_close(other_features, features, rtol=0, atol=0)
         torch.testing.assert_close(torch.autograd.grad(other_logits.sum(), image)[0], grad, rtol=0, atol=0)
+
+
+# sha256 (first 16 hex digits) of the lab's dcgan parts' state dicts (key, shape, bytes, in state-dict order) right
+# after torch.manual_seed(0), per option set, at tiny sizes (text 12, noise 10, projection 8, width 2). Recorded
+# on torch 2.14.1 (CPU) from the lab's own code before the course's classes existed: plugins/ of commit 18fd96b,
+# unpacked with `git archive 18fd96b plugins | tar -x -C /tmp/old` and imported from there, each part built as
+# below. Building an option's layers anywhere but where that code built them changes the random numbers they and
+# every later layer get, and so every old config's run: these must not change (unless torch's own random
+# streams do, when they would be re-recorded from that commit the same way).
+_TINY = dict(text_dim=TEXT, text_proj_dim=PROJ, width=2)
+_ORIGINAL_START = [
+    (DCGANGenerator, {}, "52cb0605dd4c9bb4"),
+    (DCGANGenerator, {"skip": True}, "a46b3e93cb5e86b1"),
+    (DCGANGenerator, {"cond_aug": True}, "7212df10f2bc7b9b"),
+    (DCGANGenerator, {"blur": 3}, "4bbe0f9a6df83121"),
+    (DCGANGenerator, {"skip": True, "blur": 1}, "a46b3e93cb5e86b1"),
+    (DCGANGenerator, {"cond_aug": True, "skip": True, "blur": 2, "image_size": 128}, "0932504ba0890722"),
+    (DCGANDiscriminator, {}, "000ea45251ba0cd2"),
+    (DCGANDiscriminator, {"norm": "none"}, "335d8c5c9f619e30"),
+    (DCGANDiscriminator, {"joint": True}, "b3574fde5f665788"),
+    (DCGANDiscriminator, {"projection": True}, "836b472e189c27bc"),
+    (DCGANDiscriminator, {"joint": True, "projection": True, "blur": True}, "40e33062f25d3cc4"),
+    (DCGANDiscriminator, {"norm": "none", "joint": True, "projection": True}, "2fdb79994294f065"),
+    (DCGANDiscriminator, {"norm": "none", "image_size": 128}, "ecc2bfc3b026fc85"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "options", "digest"), _ORIGINAL_START, ids=[f"{c.__name__}{o}" for c, o, _ in _ORIGINAL_START]
+)
+def test_the_lab_parts_start_from_the_weights_they_always_had(cls, options, digest):
+    extra = {"noise_dim": NOISE} if cls is DCGANGenerator else {}
+    h = hashlib.sha256()
+    for key, tensor in _built(cls, **_TINY, **extra, **options).state_dict().items():
+        h.update(f"{key}{tuple(tensor.shape)}".encode())
+        h.update(tensor.numpy().tobytes())
+    assert h.hexdigest()[:16] == digest
 
 
 def test_loss_solution_is_the_course_and_the_lab_loss():
