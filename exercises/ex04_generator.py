@@ -19,7 +19,7 @@ For image_size 64 and width 64 the channels are 512@4x4 -> 256@8x8 -> 128@16x16
 `image_size` must drive G, D and the data: the original tutorial's G made
 64x64 images while its D expected 128x128.
 
-Given (already imported from `plugins.dcgan`): `text_projection(text_dim, proj_dim)`,
+Given (already imported from `plugins.course`): `text_projection(text_dim, proj_dim)`,
 `channel_plan(width, image_size)` (the channel list above; raises LabError for
 unsupported sizes) and `init_weights` (DCGAN's N(0, 0.02) init: `self.apply(init_weights)`).
 
@@ -36,7 +36,7 @@ from torch import nn  # noqa: F401  (given: use them)
 
 from lab.errors import LabError  # noqa: F401  (given: use them)
 from lab.interfaces import Generator as GeneratorInterface
-from plugins.dcgan import channel_plan, init_weights, text_projection  # noqa: F401  (given: use them)
+from plugins.course import channel_plan, init_weights, text_projection  # noqa: F401  (given: use them)
 
 
 class Generator(GeneratorInterface):

@@ -12,14 +12,16 @@ the text separately, then together:
    position sees the whole caption: [N, text_proj_dim] -> [N, text_proj_dim, 4, 4];
 3. concatenate along channels -> [N, width*8 + text_proj_dim, 4, 4] and a final
    Conv2d(kernel 4, stride 1, padding 0) -> one logit per image. Name this layer
-   `self.head` (quiz question 7 asks for its input channels).
+   `self.head`. At this class's defaults (width 64, text_proj_dim 256) it takes
+   512 + 256 = 768 input channels; quiz question 7 asks the same of the course's
+   network, whose width is 64 and whose text is projected to 64 numbers.
 
 `forward` returns (logits [N], features [N, width*8, 4, 4]); the features feed
 the generator's feature-matching loss. Images of the wrong size must raise
 `lab.errors.LabError` with a clear message (the original tutorial's G/D size
 mismatch crashed deep inside a convolution instead).
 
-Given (already imported from `plugins.dcgan`): `text_projection`, `channel_plan` (reverse
+Given (already imported from `plugins.course`): `text_projection`, `channel_plan` (reverse
 it for D: e.g. [w, w*2, w*4, w*8]) and `init_weights`. Convolutions use bias=False.
 
 Plugs into the trainer: `lab train --discriminator=exercises.ex05_discriminator:Discriminator`.
@@ -34,7 +36,7 @@ from torch import nn  # noqa: F401  (given: use them)
 
 from lab.errors import LabError  # noqa: F401  (given: use them)
 from lab.interfaces import Discriminator as DiscriminatorInterface
-from plugins.dcgan import channel_plan, init_weights, text_projection  # noqa: F401  (given: use them)
+from plugins.course import channel_plan, init_weights, text_projection  # noqa: F401  (given: use them)
 
 
 class Discriminator(DiscriminatorInterface):

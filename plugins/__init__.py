@@ -1,3 +1,3 @@
 """Built-in plugins; importing this package registers them all."""
 
-from . import dcgan, dfgan, distilbert, gan_cls, hinge_magp, sentence_encoders  # noqa: F401
+from . import course, dcgan, dfgan, distilbert, gan_cls, hinge_magp, sentence_encoders  # noqa: F401

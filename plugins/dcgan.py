@@ -1,48 +1,38 @@
-"""DCGAN generator and discriminator conditioned on a projected sentence embedding.
+"""The lab's DCGAN generator and discriminator: the course's (plugins/course.py) plus the variants' options.
 
 Both networks take the same `image_size` (64 or 128), which fixes the original
 tutorial's bug of a 64x64 generator feeding a 128x128 discriminator. The
 channel plan is shared: the 4x4 end of both stacks has `width * 8` channels,
 and each doubling of resolution halves the channels.
 
-Options the variants need, each off by default so the course's model stays
-the tutorial's. In G: `cond_aug` (StackGAN conditioning augmentation), `blur`
-(a fixed low-pass after the last `blur` upsamplings) and `skip` (StyleGAN2's
-skip generator). In D: `norm = "none"` (no BatchNorm, as DF-GAN's hinge loss
-with a gradient penalty wants: a penalty per sample is meaningless when samples
-share batch statistics), `joint` and `projection` (two ways to judge whether
-image and text match) and `blur` (every image seen through a low-pass).
+Each option is off by default, and then the network is the course's, layer for
+layer (tests/test_course_model.py checks it). In G: `cond_aug` (StackGAN
+conditioning augmentation), `blur` (a fixed low-pass after the last `blur`
+upsamplings) and `skip` (StyleGAN2's skip generator). In D: `norm = "none"` (no
+BatchNorm, as DF-GAN's hinge loss with a gradient penalty wants: a penalty per
+sample is meaningless when samples share batch statistics), `joint` and
+`projection` (two ways to judge whether image and text match) and `blur` (every
+image seen through a low-pass). G's first layer is also computed as the matmul
+it is (`FromVector`), with the course layer's weight.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lab.errors import LabError
-from lab.interfaces import Discriminator, Generator
 from lab.registry import DISCRIMINATORS, GENERATORS
 
-SUPPORTED_SIZES = (64, 128)
-
-
-def channel_plan(width: int, image_size: int) -> list[int]:
-    """Channels from the 4x4 stage up to the last stage before RGB: [w*8, w*4, w*2, w, (w/2)]."""
-    if image_size not in SUPPORTED_SIZES:
-        raise LabError(f"image_size must be one of {SUPPORTED_SIZES}, got {image_size}")
-    if width < 1:
-        raise LabError(f"width must be at least 1, got {width}")
-    stages = int(math.log2(image_size // 4))
-    return [max(width * 8 // 2**i, 1) for i in range(stages)]
-
-
-def text_projection(text_dim: int, proj_dim: int, norm: bool = True) -> nn.Sequential:
-    """Linear -> BatchNorm1d -> LeakyReLU(0.2): squeezes e.g. 768-d MPNet vectors to 256."""
-    layers = [nn.Linear(text_dim, proj_dim), nn.BatchNorm1d(proj_dim)] if norm else [nn.Linear(text_dim, proj_dim)]
-    return nn.Sequential(*layers, nn.LeakyReLU(0.2, inplace=True))
+from .course import (  # noqa: F401  (channel_plan, init_weights, text_projection: the exercises' helpers)
+    CourseDiscriminator,
+    CourseGenerator,
+    channel_plan,
+    check_image_size,
+    init_weights,
+    text_projection,
+)
 
 
 class ConditioningAugmentation(nn.Module):
@@ -134,30 +124,36 @@ class FromVector(nn.ConvTranspose2d):
     with W seen as [in, out * 16]. oneDNN runs the transposed conv's backward several times slower than
     that matmul (`benchmarks/layers.py`). Weights and state-dict keys are the plain layer's."""
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(in_channels, out_channels, 4, 1, 0, bias=False)
+    def __init__(self, in_channels: int, out_channels: int, device: torch.device | None = None):
+        super().__init__(in_channels, out_channels, 4, 1, 0, bias=False, device=device)
+
+    @classmethod
+    def of(cls, layer: nn.ConvTranspose2d) -> FromVector:
+        """The same layer (its very weight) computed as a matmul; draws no random numbers of its own."""
+        fast = torch.nn.utils.skip_init(cls, layer.in_channels, layer.out_channels)
+        fast.weight = layer.weight
+        return fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.flatten(1) @ self.weight.flatten(1)).view(len(x), self.out_channels, 4, 4)
-
-
-def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
 
 
 def upsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
-class DCGANGenerator(Generator):
-    """noise (100) + projected text (256) -> 1x1 -> 4x4 -> ... -> image_size RGB in [-1, 1]."""
+def with_blur(layers: nn.Sequential, blur: int) -> list[nn.Module]:
+    """`layers` with a `Blur` after each of the last `blur` upsampling convs (the RGB one included)."""
+    upsamplings = [m for m in layers if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2)]
+    blurred = {id(m) for m in upsamplings[len(upsamplings) - blur :]} if blur else set()
+    return [x for m in layers for x in ([m, Blur(m.out_channels)] if id(m) in blurred else [m])]
+
+
+class DCGANGenerator(CourseGenerator):
+    """The course's generator (noise + projected text -> 1x1 -> 4x4 -> ... -> RGB in [-1, 1]) with the variants' options.
+
+    The options are built by the course's hooks (`text_code`, `add_layers`), where the lab's G always had them:
+    a seed gives the same starting weights as ever, and a run from an old config trains the same."""
 
     def __init__(
         self,
@@ -171,39 +167,33 @@ class DCGANGenerator(Generator):
         blur: int = 0,
         skip: bool = False,
     ):
-        super().__init__()
-        plan = channel_plan(width, image_size)
-        if not 0 <= blur <= len(plan):
+        upsamplings = len(channel_plan(width, image_size))
+        if not 0 <= blur <= upsamplings:
             raise LabError(
-                f"generator blur must be between 0 and {len(plan)} (the number of upsamplings to {image_size} px), got {blur}"
+                f"generator blur must be between 0 and {upsamplings} (the number of upsamplings to {image_size} px), got {blur}"
             )
-        self.text_dim, self.noise_dim, self.image_size = text_dim, noise_dim, image_size
-        self.project = text_conditioning(text_dim, text_proj_dim, cond_aug, kl_weight)
-        layers: list[nn.Module] = [
-            FromVector(noise_dim + text_proj_dim, plan[0]),
-            nn.BatchNorm2d(plan[0]),
-            nn.ReLU(True),
-        ]
-        for i, (c_in, c_out) in enumerate(zip(plan, plan[1:])):  # upsampling i + 1 of len(plan)
-            low_pass = [Blur(c_out)] if i + 1 > len(plan) - blur else []
-            layers += [
-                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                *low_pass,
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(True),
-            ]
-        layers += [nn.ConvTranspose2d(plan[-1], 3, 4, 2, 1, bias=False), *([Blur(3)] if blur else []), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.cond_aug, self.kl_weight, self.skip = (
+            cond_aug,
+            kl_weight,
+            skip,
+        )  # read by the hooks, during super().__init__
+        super().__init__(text_dim, noise_dim, text_proj_dim, width, image_size)
+        # Neither draws random numbers: the first layer keeps its weight, a blur has none.
+        self.net = nn.Sequential(FromVector.of(self.net[0]), *with_blur(self.net[1:], blur))
+
+    def text_code(self, text_dim: int, proj_dim: int) -> nn.Module:
+        return text_conditioning(text_dim, proj_dim, self.cond_aug, self.kl_weight)
+
+    def add_layers(self, plan: list[int]) -> None:
         # With `skip` (StyleGAN2's skip generator), every stage also paints RGB through a 1x1 conv, and the
         # image is the sum of all of them, each upsampled bilinearly: colours and layout come smooth from the
         # low-resolution stages (learnt in few steps), the last stage adds only detail.
-        self.to_rgb = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in plan) if skip else None
-        self.apply(init_weights)
+        self.to_rgb = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in plan) if self.skip else None
 
     def forward(self, noise: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([noise, self.project(text_embedding)], dim=1)[:, :, None, None]
         if self.to_rgb is None:
-            return self.net(x)
+            return super().forward(noise, text_embedding)
+        x = torch.cat([noise, self.project(text_embedding)], dim=1)[:, :, None, None]
         rgb, taps = None, iter(self.to_rgb)
         for layer in self.net[:-1]:  # up to the last conv, before Tanh
             x = layer(x)
@@ -216,8 +206,12 @@ class DCGANGenerator(Generator):
         return conditioning_losses(self.project)
 
 
-class DCGANDiscriminator(Discriminator):
-    """Strided convs to 4x4 image features, text projection tiled over 4x4, concat, 4x4 conv -> 1 logit."""
+class DCGANDiscriminator(CourseDiscriminator):
+    """The course's discriminator (strided convs to 4x4 features, text tiled over them, 4x4 conv -> 1 logit)
+    with the variants' options.
+
+    The options are built by the course's hooks (`stage`, `text_code`, `add_head`), where the lab's D always
+    had them: a seed gives the same starting weights as ever, and a run from an old config trains the same."""
 
     def __init__(
         self,
@@ -230,57 +224,51 @@ class DCGANDiscriminator(Discriminator):
         projection: bool = False,
         blur: bool = False,
     ):
-        super().__init__()
         if norm not in ("batch", "none"):
             raise LabError(f"discriminator norm must be 'batch' or 'none', got {norm!r}")
-        self.text_dim, self.image_size = text_dim, image_size
-        plan = channel_plan(width, image_size)[::-1]  # e.g. [w, w*2, w*4, w*8]
-        batch_norm = norm == "batch"
-        layers: list[nn.Module] = [nn.Conv2d(3, plan[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
-        for c_in, c_out in zip(plan, plan[1:]):
-            layers += [
-                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batch_norm),
-                *([nn.BatchNorm2d(c_out)] if batch_norm else []),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
-        self.image_net = nn.Sequential(*layers)
-        self.project = text_projection(text_dim, text_proj_dim, norm=batch_norm)
+        # Read by the hooks, during super().__init__ (`self.joint` is the joint layer itself).
+        self.batch_norm, self.mix_text, self.projection, self.blur = norm == "batch", joint, projection, blur
+        super().__init__(text_dim, text_proj_dim, width, image_size)
+
+    def stage(self, c_in: int, c_out: int) -> list[nn.Module]:
+        if self.batch_norm:
+            return super().stage(c_in, c_out)
+        return [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]  # a bias instead of the BatchNorm
+
+    def text_code(self, text_dim: int, proj_dim: int) -> nn.Module:
+        if self.batch_norm:
+            return super().text_code(text_dim, proj_dim)
+        return nn.Sequential(nn.Linear(text_dim, proj_dim), nn.LeakyReLU(0.2, inplace=True))
+
+    def add_head(self, features: int, text_proj_dim: int) -> None:
         # With `joint`, a 3x3 conv + LeakyReLU mixes image and text before the head (as in Reed et al.'s D);
         # without it the logit is a *sum* of an image score and a text score, which cannot tell a
         # matching pair from a mismatched one: only the L1 and feature terms of GAN-CLS then teach the text.
         self.joint: nn.Sequential | None = None
-        head_in = plan[-1] + text_proj_dim
-        if joint:
+        if self.mix_text:
             self.joint = nn.Sequential(
-                TiledTextConv(plan[-1], text_proj_dim, plan[-1], bias=not batch_norm),
-                *([nn.BatchNorm2d(plan[-1])] if batch_norm else []),
+                TiledTextConv(features, text_proj_dim, features, bias=not self.batch_norm),
+                *([nn.BatchNorm2d(features)] if self.batch_norm else []),
                 nn.LeakyReLU(0.2, inplace=True),
             )
-            head_in = plan[-1]
-        self.head = nn.Conv2d(head_in, 1, 4, 1, 0, bias=False)
+        super().add_head(features, 0 if self.mix_text else text_proj_dim)  # the text is already in the mix
         # With `projection`, the logit also gets <W e, sum of image features> (Miyato & Koyama 2018):
         # a direct "does this image show what the text says" score per feature channel.
-        self.text_match = nn.Linear(text_dim, plan[-1], bias=False) if projection else None
+        self.text_match = nn.Linear(self.text_dim, features, bias=False) if self.projection else None
         # With `blur`, D sees every image (real or fake) through the same fixed low-pass: texture finer than
         # that earns G nothing with D, and only the L1 term, which pulls towards smooth real flowers, shapes it.
-        self.low_pass = Blur(3) if blur else nn.Identity()
-        self.apply(init_weights)
+        self.low_pass = Blur(3) if self.blur else nn.Identity()
 
     def forward(self, image: torch.Tensor, text_embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if image.shape[-1] != self.image_size or image.shape[-2] != self.image_size:
-            raise LabError(
-                f"discriminator expects {self.image_size}x{self.image_size} images, got {tuple(image.shape[-2:])}"
-            )
-        features = self.image_net(self.low_pass(image))
-        text = self.project(text_embedding)
-        if self.joint is not None:
+        if self.joint is None:
+            logits, features = super().forward(self.low_pass(image), text_embedding)
+        else:
+            check_image_size(image, self.image_size)
+            features = self.image_net(self.low_pass(image))
+            text = self.project(text_embedding)
             logits = self.head(
                 self.joint[1:](self.joint[0](features, text))
             ).flatten()  # the conv takes the text beside the map
-        else:
-            logits = self.head(
-                torch.cat([features, text[:, :, None, None].expand(-1, -1, *features.shape[-2:])], dim=1)
-            ).flatten()
         if self.text_match is not None:
             logits = logits + (self.text_match(text_embedding) * features.sum((2, 3))).sum(1)
         return logits, features

@@ -1,4 +1,4 @@
-"""GAN-CLS (Reed et al. 2016) with the tutorial's feature-matching and L1 terms.
+"""The lab's GAN-CLS: the course's recipe (plugins/course.py, `CourseGanClsLoss`) plus options, each off by default.
 
 D learns three things at once: real image + its caption -> real, real image +
 a mismatched caption ("wrong" image) -> fake, generated image -> fake. The
@@ -37,8 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from lab.errors import LabError
-from lab.interfaces import Discriminator, LossOutput, LossRecipe
+from lab.interfaces import Discriminator, LossOutput
 from lab.registry import LOSSES
+
+from .course import CourseGanClsLoss
 
 
 def rotations(images: torch.Tensor, k: int) -> torch.Tensor:
@@ -64,7 +66,10 @@ def matching_loss(
     return (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
 
 
-class GanClsLoss(LossRecipe):
+class GanClsLoss(CourseGanClsLoss):
+    """The course's GAN-CLS, with a pixel loss that can forgive pose (`l1_pool`, `l1_rotations`) and an
+    in-batch matching term (`matching`)."""
+
     def __init__(
         self,
         feature_weight: float = 100.0,
@@ -74,18 +79,14 @@ class GanClsLoss(LossRecipe):
         matching: float = 0.0,
         temperature: float = 0.1,
     ):
-        self.feature_weight, self.l1_weight, self.l1_pool, self.l1_rotations = (
-            feature_weight,
-            l1_weight,
-            l1_pool,
-            l1_rotations,
-        )
+        super().__init__(feature_weight, l1_weight)
         if temperature <= 0 or matching < 0:
             raise LabError(
                 f"gan-cls needs matching >= 0 and temperature > 0, got matching={matching}, temperature={temperature}"
             )
         if l1_rotations < 1:
             raise LabError(f"gan-cls needs l1_rotations >= 1 (1 = the photo's own pose only), got {l1_rotations}")
+        self.l1_pool, self.l1_rotations = l1_pool, l1_rotations
         self.matching, self.temperature = matching, temperature
 
     def discriminator_step(
@@ -117,32 +118,17 @@ class GanClsLoss(LossRecipe):
         match = self.matching * matching_loss(discriminator, features, embedding, self.temperature)
         return LossOutput(out.total + match, {**out.terms, name: match.detach()})
 
-    def discriminator_loss(
-        self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor
-    ) -> LossOutput:
-        real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-        wrong = F.binary_cross_entropy_with_logits(wrong_logits, torch.zeros_like(wrong_logits))
-        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        total = real + wrong + fake
-        return LossOutput(total, {"d_real": real.detach(), "d_wrong": wrong.detach(), "d_fake": fake.detach()})
-
-    def generator_loss(
-        self,
-        fake_logits: torch.Tensor,
-        fake_features: torch.Tensor,
-        real_features: torch.Tensor,
-        fake_images: torch.Tensor,
-        real_images: torch.Tensor,
-    ) -> LossOutput:
-        adversarial = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-        feature = F.mse_loss(fake_features.mean(0), real_features.detach().mean(0))
-        targets = rotations(real_images.detach(), self.l1_rotations) if self.l1_rotations > 1 else real_images[None]
+    def pixel_loss(self, fake_images: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+        """L1 to the real photo, as k x k block averages (`l1_pool`) and to its closest turn (`l1_rotations`)."""
+        targets = (
+            rotations(real_images.detach(), self.l1_rotations) if self.l1_rotations > 1 else real_images.detach()[None]
+        )
         if self.l1_pool > 1:
             fake_images = F.avg_pool2d(fake_images, self.l1_pool)
             targets = F.avg_pool2d(targets.flatten(0, 1), self.l1_pool).view(len(targets), *fake_images.shape)
-        l1 = (fake_images[None] - targets).abs().mean((2, 3, 4)).min(0).values.mean()  # the closest turn of each photo
-        total = adversarial + self.feature_weight * feature + self.l1_weight * l1
-        return LossOutput(total, {"g_adv": adversarial.detach(), "g_feature": feature.detach(), "g_l1": l1.detach()})
+        return (
+            (fake_images[None] - targets).abs().mean((2, 3, 4)).min(0).values.mean()
+        )  # the closest turn of each photo
 
 
 LOSSES.register("gan-cls")(GanClsLoss)

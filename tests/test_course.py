@@ -56,7 +56,7 @@ def test_every_exercise_has_a_solution_and_a_grading_file():
 def test_stub_signatures_match_the_solution(name):
     stub, solution = importlib.import_module(f"exercises.{name}"), importlib.import_module(f"solutions.{name}")
     api = _public_api(stub)
-    assert api and sorted(api) == sorted(solution.__all__)
+    assert api and sorted(api) == sorted(_public_api(solution))
     for obj_name, obj in api.items():
         reference = getattr(solution, obj_name)
         if not inspect.isclass(obj):
@@ -135,7 +135,8 @@ def _hand_in(folder: Path, files: dict[str, str]) -> Path:
 
 
 def _own_copy(module: str) -> str:
-    """The lab's implementation of an exercise pasted into a student file: a correct answer that imports no answer."""
+    """An implementation of an exercise (the lab's or the solution's) pasted into a student file: a correct
+    answer that imports no answer."""
     source = (grade.ROOT / module).read_text().replace("from .errors import", "from lab.errors import")
     return "".join(line for line in source.splitlines(keepends=True) if "LOSSES" not in line)  # no second registration
 
@@ -152,6 +153,7 @@ def _own_copy(module: str) -> str:
         ("from plugins.dcgan import DCGANGenerator as Generator", "plugins.dcgan.DCGANGenerator"),
         ("import plugins.dcgan; Generator = plugins.dcgan.DCGANGenerator", "plugins.dcgan.DCGANGenerator"),
         ("from plugins.dcgan import *", "plugins.dcgan.*"),
+        ("from plugins.course import CourseGenerator as Generator", "plugins.course.CourseGenerator"),
     ],
 )
 def test_files_that_import_an_answer_are_refused(tmp_path, capsys, line, name):
@@ -162,7 +164,7 @@ def test_files_that_import_an_answer_are_refused(tmp_path, capsys, line, name):
 
 
 def test_the_given_helpers_are_not_answers(tmp_path):
-    helpers = "from lab.data.captions import CaptionSet, clean_caption\nfrom plugins.dcgan import channel_plan, text_projection\n"
+    helpers = "from lab.data.captions import CaptionSet, clean_caption\nfrom plugins.course import channel_plan, text_projection\n"
     assert grade.borrowed_answer(_hand_in(tmp_path, {"ex04_generator.py": helpers})) is None
     assert grade.borrowed_answer(grade.ROOT / "exercises") is None
 
@@ -252,7 +254,7 @@ def test_deleting_check_files_lowers_the_score_not_the_total(tmp_path, monkeypat
                     check.unlink()
     """)
     folder = _hand_in(
-        tmp_path / "student", {"ex01_captions.py": vandal, "ex06_loss.py": _own_copy("plugins/gan_cls.py")}
+        tmp_path / "student", {"ex01_captions.py": vandal, "ex06_loss.py": _own_copy("solutions/ex06_loss.py")}
     )
     during = {s.name: s.earned for s in grade.run_checks(str(folder))}
     assert (during["ex01_captions"], during["ex06_loss"]) == (11, 10), (
@@ -305,7 +307,7 @@ SLOW_WEIGHTS = textwrap.dedent("""
 def test_a_hanging_check_fails_alone(tmp_path):
     """An endless loop in one check is stopped by the per-check timeout; the other checks still score."""
     (score,) = grade.run_checks(
-        str(_hand_in(tmp_path, {"ex06_loss.py": _own_copy("plugins/gan_cls.py") + SLOW_WEIGHTS})), "ex06", timeout=3
+        str(_hand_in(tmp_path, {"ex06_loss.py": _own_copy("solutions/ex06_loss.py") + SLOW_WEIGHTS})), "ex06", timeout=3
     )
     assert score.possible - score.earned == 1
     (failure,) = score.failures

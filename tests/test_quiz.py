@@ -47,7 +47,10 @@ def test_mpnet_embedding_size_answers_match_the_installed_weights():
 
 
 def test_head_channels_come_from_the_discriminator():
-    """The notebook's configuration gives the quiz's 576; the lab's defaults give width*8 + text_proj_dim."""
+    """Question 7 as the course asks it: the course's D (width 64, text to 64) gives 576; the seed tutorial's
+    own `Discriminator(3, 128, 768, 256)` and the lab's default D are worked out from built networks."""
+    for lang in quiz.LANGS:
+        assert quiz.QUESTIONS[6].text(lang).options == ("512", "64", "576", "1024")
     assert quiz.head_channels(
         apply(ExperimentConfig(), {"discriminator.width": 64, "discriminator.text_proj_dim": 64})
     ) == (512, 64, 576)
@@ -55,9 +58,26 @@ def test_head_channels_come_from_the_discriminator():
     assert quiz.head_channels(
         apply(ExperimentConfig(), {"discriminator.width": 16, "discriminator.text_proj_dim": 32, "image_size": 128})
     ) == (128, 32, 160)
+    seed = quiz.head_channels(apply(ExperimentConfig(), quiz.SEED_DISCRIMINATOR))
+    assert seed == (1024, 256, 1280) and str(seed[2]) not in quiz.QUESTIONS[6].en.options
     total = 64 * 8 + 256  # the dcgan discriminator's default width and text projection
     for lang in quiz.LANGS:
-        assert f"= {total}" in quiz.QUESTIONS[6].explain(lang)
+        assert f"= {total} " in quiz.QUESTIONS[6].explain(lang) and "1024 + 256 = 1280" in quiz.QUESTIONS[6].explain(
+            lang
+        )
+
+
+def test_exercise_5_agrees_with_question_7():
+    """ex05's docstring names the same course network as the quiz, and the channel count at its own defaults."""
+    import inspect
+
+    from exercises import ex05_discriminator
+
+    doc = " ".join(ex05_discriminator.__doc__.split())
+    assert "quiz question 7" in doc and "width is 64" in doc and "projected to 64" in doc
+    defaults = inspect.signature(ex05_discriminator.Discriminator).parameters
+    width, text = defaults["width"].default, defaults["text_proj_dim"].default
+    assert f"{width * 8} + {text} = {width * 8 + text} input channels" in doc
 
 
 @pytest.mark.parametrize(

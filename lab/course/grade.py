@@ -6,9 +6,9 @@ never runs student code itself:
 - It reads the checks (`tests/grading/`) once, verifies them against the fixed
   manifest (`lab/course/grade_manifest.py`: exercises, checks, points, file hashes),
   and scores against that manifest: a check without a verdict scores 0.
-- It refuses files that import `solutions`, or the lab objects the solutions
-  re-export (read from their syntax tree); the child blocks `solutions` at run
-  time as well.
+- It refuses files that import `solutions`, or the lab's own implementation of
+  an exercise (the manifest's `ANSWERS`, read from their syntax tree); the child
+  blocks `solutions` at run time as well.
 - It runs one pytest child per exercise in a throw-away folder holding fresh
   copies of the checks and of the handed-in files, in a new process group that
   is killed as a whole when the child ends or runs past its time.
@@ -44,7 +44,7 @@ from pathlib import Path
 
 from lab.course import grade_report, grade_sandbox
 from lab.course.grade_child import KEY_FD, LIMITS, MESSAGE_CHARS, RECORD_FD, is_solutions, token
-from lab.course.grade_manifest import CHECKS, SHA256
+from lab.course.grade_manifest import ANSWERS, CHECKS, SHA256
 from lab.course.grade_report import CheckResult, ExerciseScore
 from lab.errors import LabError
 from lab.files import atomic_write
@@ -89,16 +89,10 @@ def target_folder(target: str) -> Path:
 
 
 def lab_answers() -> set[str]:
-    """What the reference solutions re-export from the lab (`plugins.dcgan.DCGANGenerator`, ...).
+    """The lab's own implementations of the exercises (`plugins.dcgan.DCGANGenerator`, ...; `ANSWERS`).
 
-    The solutions are the lab's own code, so importing one of these names is
-    handing in the answer just as surely as importing `solutions`."""
-    answers = set()
-    for path in (ROOT / "solutions").glob("ex*.py"):
-        for node in ast.walk(ast.parse(path.read_bytes())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                answers.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return answers
+    Importing one of these is handing in the answer just as surely as importing `solutions`."""
+    return set(ANSWERS)
 
 
 def _imported(node: ast.AST) -> list[str]:
@@ -117,7 +111,7 @@ def _imported(node: ast.AST) -> list[str]:
 
 
 def borrowed_answer(folder: Path) -> tuple[Path, int, str] | None:
-    """The first Python file in `folder` that imports `solutions` or a name the solutions re-export: file, line, name."""
+    """The first Python file in `folder` that imports `solutions` or one of the lab's own answers: file, line, name."""
     answers = lab_answers()
     for path in sorted(folder.rglob("*.py")):
         try:

@@ -1,4 +1,4 @@
-"""What `lab grade` expects: every exercise, its checks and their points, and the check files' hashes.
+"""What `lab grade` expects: every exercise, its checks and their points, the lab's own answers, and the check files' hashes.
 
 The grader scores from this list, not from whatever the check folder holds
 when it runs: a check that is missing or did not report a signed pass scores 0,
@@ -89,6 +89,24 @@ CHECKS: dict[str, dict[str, int]] = {  # exercise -> check (pytest node name) ->
         "test_plugs_into_the_registry": 2,
     },
 }
+ANSWERS: tuple[str, ...] = (  # the lab's own code for each exercise: a hand-in that imports one is refused
+    "lab.data.captions.load_captions",  # ex01
+    "lab.data.captions.read_caption_file",
+    "plugins.sentence_encoders.SentenceTransformerEncoder",  # ex02
+    "plugins.sentence_encoders.mpnet",
+    "lab.data.dataset.FlowersDataset",  # ex03
+    "plugins.course.CourseGenerator",  # ex04
+    "plugins.dcgan.DCGANGenerator",
+    "plugins.course.CourseDiscriminator",  # ex05
+    "plugins.dcgan.DCGANDiscriminator",
+    "plugins.course.CourseGanClsLoss",  # ex06
+    "plugins.gan_cls.GanClsLoss",
+    "lab.train.step.train_step",  # ex07
+    "lab.train.trainer.train_step",  # the same function, as the trainer imports it
+    "plugins.distilbert.DistilBertEncoder",  # ex08
+    "plugins.distilbert.distilbert",
+    "plugins.distilbert.mean_pool",
+)
 SHA256: dict[str, str] = {  # file in tests/grading -> sha256 of its bytes
     "conftest.py": "2613afa6041571c4bd66864357d550b4e56ffda7453d4ad49f74dc931ffc1e12",
     "test_ex01_captions.py": "fa1ac846a6742e39366ef6b31f0fff013efa1aad669b6a0b6efa8eabb3134337",

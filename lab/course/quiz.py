@@ -3,8 +3,9 @@
 Interactive in a terminal, or `lab quiz check "1a 2a 3a ..."` (or a file holding
 that) to score a whole answer sheet. Every answer comes with its reason. The
 numbers that depend on code are explained from the lab's own model, not only
-quoted from the notebook: question 7's channel count is read from a real
-`DCGANDiscriminator`, built lazily so the quiz does not import torch until then.
+quoted from the course: question 7's channel counts, for the seed tutorial's D and
+for the lab's default one, are read from real discriminators, built lazily so the
+quiz does not import torch until then.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.config import ExperimentConfig
+from lab.config import ExperimentConfig, apply
 from lab.errors import LabError
 
 LANGS = ("vi", "en")
@@ -55,14 +56,26 @@ def head_channels(config: ExperimentConfig | None = None) -> tuple[int, int, int
     return image, d.head.in_channels - image, d.head.in_channels
 
 
+SEED_DISCRIMINATOR = {
+    "discriminator.width": 128,
+    "discriminator.text_proj_dim": 256,
+}  # `Discriminator(3, 128, 768, 256)`
+
+
 def _head_note(lang: str) -> str:
+    """The channel count for the seed tutorial's own D and for the lab's default D, both read from built networks."""
+    seed_image, seed_text, seed_total = head_channels(apply(ExperimentConfig(), SEED_DISCRIMINATOR))
     image, text, total = head_channels()
     if lang == "vi":
         return (
+            f"Mã gốc của bài hướng dẫn, `Discriminator(3, 128, 768, 256)` (width=128, văn bản chiếu xuống 256), cho "
+            f"{seed_image} + {seed_text} = {seed_total} kênh: không có trong các lựa chọn, và (d) {seed_image} chỉ là số kênh ảnh của nó. "
             f"Trong lab này (discriminator mặc định: width={image // 8}, text_proj_dim={text}) lớp đó có "
             f"{image} kênh ảnh + {text} kênh văn bản = {total} kênh đầu vào (DCGANDiscriminator(...).head.in_channels)."
         )
     return (
+        f"The seed tutorial's own code, `Discriminator(3, 128, 768, 256)` (width=128, text projected to 256), gives "
+        f"{seed_image} + {seed_text} = {seed_total} channels: none of the options, and (d) {seed_image} is its image channels alone. "
         f"In this lab (default discriminator: width={image // 8}, text_proj_dim={text}) that layer has "
         f"{image} image + {text} text = {total} input channels (DCGANDiscriminator(...).head.in_channels)."
     )
@@ -191,14 +204,16 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         "c",
         Text(
-            "Trong bộ phân biệt của notebook (độ rộng đặc trưng 64, văn bản được chiếu xuống 64 kênh), lớp tích chập 4x4 cuối cùng có bao nhiêu kênh đầu vào?",
-            ("512", "544", "576", "768"),
-            "Nhánh ảnh kết thúc với width*8 = 512 kênh ở kích thước 4x4; văn bản đã chiếu (64 số) được nhân bản trên lưới 4x4 rồi ghép vào: 512 + 64 = 576.",
+            "Trong bộ phân biệt của khoá học (độ rộng đặc trưng 64, văn bản được chiếu xuống 64 kênh), lớp tích chập 4x4 cuối cùng có bao nhiêu kênh đầu vào?",
+            ("512", "64", "576", "1024"),
+            "Nhánh ảnh kết thúc với width*8 = 512 kênh ở kích thước 4x4; văn bản đã chiếu (64 số) được nhân bản trên lưới 4x4 rồi ghép vào: 512 + 64 = 576. "
+            "(a) chỉ đếm kênh ảnh, (b) chỉ đếm kênh văn bản.",
         ),
         Text(
-            "In the course notebook's discriminator (feature width 64, text projected to 64 channels), how many input channels does the final 4x4 convolution have?",
-            ("512", "544", "576", "768"),
-            "The image path ends with width*8 = 512 channels at 4x4; the projected text (64 numbers) is replicated over the 4x4 grid and concatenated: 512 + 64 = 576.",
+            "In the course's discriminator (feature width 64, text projected to 64 channels), how many input channels does the final 4x4 convolution have?",
+            ("512", "64", "576", "1024"),
+            "The image path ends with width*8 = 512 channels at 4x4; the projected text (64 numbers) is replicated over the 4x4 grid and concatenated: 512 + 64 = 576. "
+            "(a) counts the image channels only, (b) the text channels only.",
         ),
         lab_note=_head_note,
     ),
