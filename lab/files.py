@@ -13,6 +13,7 @@ rebuilds it. A damaged cache never gives a traceback or a silently wrong result.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -20,9 +21,44 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lab.errors import LabError
+
+# What to do about the OSErrors a user can fix, by errno: a full disk, a folder without permission, a read-only mount.
+_REMEDIES = {
+    errno.ENOSPC: "free some space on that disk or choose a folder on another one",
+    errno.EDQUOT: "free some space (the disk quota is used up) or choose a folder on another disk",
+    errno.EACCES: "check its permissions (ls -l; chmod/chown) or choose another folder",
+    errno.EPERM: "check its permissions (ls -l; chmod/chown) or choose another folder",
+    errno.EROFS: "choose a folder on a writable disk",
+}
+
+
+def remedy(error: OSError) -> str:
+    """What to do about an OSError a user can fix (full disk, permissions, read-only), after "; "; else nothing."""
+    fix = _REMEDIES.get(error.errno or 0)
+    return f"; {fix}" if fix else ""
+
+
+def os_problem(error: OSError) -> str:
+    """The system's reason and what to do, e.g. "Permission denied; check its permissions ..."."""
+    return (error.strerror or (str(error).splitlines() or [type(error).__name__])[0]) + remedy(error)
+
+
+def check_folder(folder: Path, what: str, force: bool, ignore: tuple[str, ...] = ()) -> None:
+    """Refuse an output folder that is a file, or that already holds anything (names in `ignore` aside)
+    unless `force`: nothing on disk is overwritten without being asked to. `what` names the option."""
+    named = f"{what} {folder}".strip()
+    if folder.exists() and not folder.is_dir():
+        raise LabError(f"{named} is a file; give a folder")
+    try:
+        held = sorted(p.name for p in folder.iterdir() if p.name not in ignore) if folder.is_dir() else []
+    except OSError as e:
+        raise LabError(f"cannot look into {named}: {os_problem(e)}") from None
+    if held and not force:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise LabError(
+            f"{named} is not empty; its files could be overwritten ({shown}): choose an empty or new folder, or pass --force"
+        )
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
@@ -38,7 +74,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise LabError(
-                f"cannot write {path}: {e.strerror or e} (any previous version of it is unchanged)"
+                f"cannot write {path}: {e.strerror or e} (any previous version of it is unchanged){remedy(e)}"
             ) from None
         raise
 
@@ -46,6 +82,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 def atomic_save(obj: object, path: Path) -> None:
     """torch.save, atomically. Through a Python file object, so a full disk raises OSError
     (torch.save to a path reports it as an opaque RuntimeError)."""
+
+    import torch  # here, not at the top: commands that write no tensors (`lab data synthetic`) need not load it
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as f:
@@ -66,6 +104,8 @@ def _reason(error: Exception) -> str:
 
 def read_torch(path: Path, what: str, hint: str = "") -> Any:
     """torch.load (weights only, onto the CPU) with a one-line `LabError` naming `path` when it is damaged."""
+    import torch
+
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # truncated, empty, garbage or foreign files raise many types
@@ -78,6 +118,8 @@ def load_cache(path: Path, valid: Callable[[Any], bool] = lambda blob: True) -> 
     `valid(blob)` checks the content fits what the caller expects; it may also raise."""
     if not path.exists():
         return None
+    import torch
+
     try:
         blob = torch.load(path, weights_only=True, map_location="cpu")
         reason = "" if valid(blob) else "unexpected content"
