@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import importlib
+import sysconfig
 import traceback
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -82,10 +83,11 @@ def _spec_hint(name: str) -> str:
 
 def where(error: BaseException) -> str:
     """Where `error` was raised, as " (file.py line N)": where to look, without the whole traceback."""
-    frames = [
+    library = sysconfig.get_path("stdlib")
+    frames = [  # the user's code: not Python's own, nor an installed package's (torch's)
         f
         for f in traceback.extract_tb(error.__traceback__)
-        if not f.filename.startswith("<") and "site-packages" not in f.filename  # the user's code, not torch's
+        if not f.filename.startswith(("<", library)) and "site-packages" not in f.filename
     ]
     return f" ({frames[-1].filename} line {frames[-1].lineno})" if frames else ""
 
