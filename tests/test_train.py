@@ -318,7 +318,8 @@ def test_ctrl_c_in_a_real_process_saves_and_resume_finishes(tmp_path, synthetic_
     done = run_lab("train", "--quiet", "--resume", str(run), f"--epochs={saved + 1}")
     assert done.returncode == 0, done.stderr
     assert [m["epoch"] for m in read_metrics(run)][-1] == saved + 1
-    assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 200  # the saved config is not rewritten
+    blob = json.loads((run / "config.json").read_text())  # the override is recorded, with where it took effect
+    assert blob["config"]["epochs"] == saved + 1 and blob["resumed"][-1]["changed"] == {"epochs": [200, saved + 1]}
 
 
 def test_sample_grid_rows_show_different_flowers(tiny_config, tmp_path):
