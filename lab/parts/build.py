@@ -101,6 +101,8 @@ def _create(registry: Registry, part: Part, interface: type, **shared: Any) -> A
         _size_check(factory, kwargs, described)
     try:
         built = factory(**kwargs)
+    except NotImplementedError:  # an unfinished exercise (a RuntimeError too): the CLI names it
+        raise
     except BUILD_ERRORS as e:  # a setting of the wrong type or a missing one: the user's config
         raise LabError(
             f"cannot build {described}: {type(e).__name__}: {str(e).splitlines()[0][:200]}{where(e)}"
