@@ -5,11 +5,19 @@ A run directory holds `config.json` (everything needed to rebuild the models),
 `generator.safetensors` (just G, for generation, evaluation and the app),
 `metrics.jsonl`, `samples/` and `losses.png`. Every file is written to a temp
 name and renamed, so an interruption never leaves a half-written checkpoint.
+
+A run folder is data, never code: its `config.json` may come from anyone (a
+student's hand-in, a download), so loading a run (`trusted_run_config`) builds
+only registered parts unless the user says `--trust-code`. A new run never
+lands on files it would overwrite (`prepare_run_dir`), and a resumed run keeps
+what it computes: only the budget, the learning rates and the machine may
+change, and each change is recorded in its `config.json`.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +27,10 @@ from safetensors.torch import load_file, save
 
 from lab.config import ExperimentConfig, apply
 from lab.errors import LabError
-from lab.files import atomic_save, atomic_write, read_torch, write_json
-from lab.parts.build import build_generator
+from lab.files import atomic_save, atomic_write, check_folder, os_problem, read_torch, write_json
+from lab.parts.build import build_generator, code_specs
 from lab.parts.interfaces import Generator
+from lab.runlock import LOCK
 
 CONFIG, CHECKPOINT, GENERATOR_WEIGHTS, METRICS = (
     "config.json",
@@ -51,6 +60,102 @@ def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, int]:
         return apply(ExperimentConfig(), blob["config"]), blob["text_dim"]
     except LabError as e:
         raise LabError(f"{path}: {e}") from None
+
+
+def trusted_run_config(run_dir: str | Path, trust_code: bool = False) -> tuple[ExperimentConfig, int]:
+    """`read_run_config`, refused in one line when it names a part by `module:attribute` (code the lab would
+    import) unless `trust_code`: nothing a run folder names is imported before this check."""
+    config, text_dim = read_run_config(run_dir)
+    specs = code_specs(config)
+    if specs and not trust_code:
+        raise LabError(
+            f"{Path(run_dir) / CONFIG} names code to import ({', '.join(specs)}); a run folder is data, so only "
+            "registered parts are built from it. If you trust this run (you trained it, or read that code), "
+            "add --trust-code (in Python: trust_code=True); or install the part as a plugin (docs/plugins.md)"
+        )
+    return config, text_dim
+
+
+# What `lab train` and `lab eval` write into a run folder: `--force` clears them, so a new run never sits beside
+# the old run's checkpoint (a later --resume would mix the two) or scores (eval.json would describe another model).
+RUN_OUTPUTS = (
+    CONFIG,
+    CHECKPOINT,
+    GENERATOR_WEIGHTS,
+    METRICS,
+    "losses.png",
+    "samples",
+    "tb",
+    "eval.json",
+    "eval.png",
+    "nearest.png",
+)
+# Settings a resumed run may change: how long it trains, its learning rates from here on, the machine and its
+# kernels, and what it logs. Everything else (data, parts, batch size, seed, ...) is what the run computes.
+RESUME_ADJUSTABLE = frozenset(
+    {"epochs", "time_limit", "lr", "lr_d", "device", "threads", "channels_last", "precision", "compile"}
+    | {"sync_every", "log", "sample_every", "sample_captions", "cache_dir"}
+)
+
+
+def _never_trained(run_dir: Path, held: list[str]) -> bool:
+    """Whether `run_dir` holds only the config of a run stopped before its first checkpoint: nothing to lose."""
+    if not set(held) <= {CONFIG, LOCK} or CONFIG not in held:
+        return False
+    try:
+        read_run_config(run_dir)
+    except LabError:  # someone's own config.json, not a run's
+        return False
+    return True
+
+
+def prepare_run_dir(run_dir: Path, config: ExperimentConfig, resume: bool, force: bool = False) -> dict:
+    """Check `run_dir` before a run starts there; returns the settings a resume changes, as {key: [old, new]}.
+
+    A new run needs an empty or new folder (or one whose run never reached a checkpoint); any other folder is
+    refused unless `force`, which clears the lab's own files there (`RUN_OUTPUTS`) and leaves the rest. A
+    resume may change only `RESUME_ADJUSTABLE` settings: anything else is refused in one line."""
+    if resume:
+        saved, _ = read_run_config(run_dir)
+        old, new = saved.to_dict(), config.to_dict()
+        changed = {k: [old[k], new[k]] for k in new if old[k] != new[k]}
+        fixed = {k: v for k, v in changed.items() if k not in RESUME_ADJUSTABLE}
+        if fixed:
+            shown = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in fixed.items())
+            raise LabError(
+                f"--resume {run_dir} continues the run as it was computed: {shown} cannot change; train a new run "
+                f"(another --out_dir) to try that. A resume may change: {', '.join(sorted(RESUME_ADJUSTABLE))}"
+            )
+        return changed
+    if (run_dir / CHECKPOINT).is_file() and not force:
+        raise LabError(
+            f"{run_dir} already holds a run; use --resume {run_dir} to continue it, another --out_dir, "
+            "or --force to train a new run in its place (its files are deleted)"
+        )
+    try:
+        held = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
+    except OSError as e:
+        raise LabError(f"cannot look into --out_dir {run_dir}: {os_problem(e)}") from None
+    if _never_trained(run_dir, held):
+        return {}
+    check_folder(run_dir, "--out_dir", force, ignore=(LOCK,))
+    try:
+        for name in RUN_OUTPUTS:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    except OSError as e:
+        raise LabError(f"cannot clear {run_dir} for a new run: {os_problem(e)}") from None
+    return {}
+
+
+def record_resume(run_dir: Path, config: ExperimentConfig, changed: dict, epoch: int, step: int) -> None:
+    """Write the resumed run's settings into its config.json, with where each change took effect under "resumed"."""
+    if not changed:
+        return
+    blob = json.loads((run_dir / CONFIG).read_bytes())  # read_run_config has checked it
+    history = blob.get("resumed") if isinstance(blob.get("resumed"), list) else []
+    blob.update(config=config.to_dict(), resumed=[*history, {"epoch": epoch, "step": step, "changed": changed}])
+    write_json(blob, run_dir / CONFIG)
 
 
 def check_compatible(run_dir: Path, text_dim: int, encoder_dim: int, saved_size: int, image_size: int) -> None:
@@ -125,9 +230,10 @@ class Run:
         return self.metrics[-1]["epoch"] if self.metrics else 0
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
+def load_run(run_dir: str | Path, device: str = "cpu", trust_code: bool = False) -> Run:
+    """The run in `run_dir` with its generator; parts named by `module:attribute` only with `trust_code`."""
     run_dir = Path(run_dir)
-    config, text_dim = read_run_config(run_dir)
+    config, text_dim = trusted_run_config(run_dir, trust_code)
     weights = run_dir / GENERATOR_WEIGHTS
     if not weights.is_file():
         raise LabError(f"{run_dir} has no trained generator yet ({GENERATOR_WEIGHTS} is written after the first epoch)")

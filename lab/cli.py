@@ -29,6 +29,16 @@ def _run(target: str):
     return call
 
 
+def _trust_code(p: argparse.ArgumentParser) -> None:
+    """`--trust-code`: the one way to let a run folder's config.json name code (a `module:attribute` part)."""
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="also build parts the run's config.json names by module:attribute: this imports and runs that code, "
+        "so only for runs you trust (by default only registered parts are built from a run folder)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lab", description="t2i-lab: text-to-image GAN experiments")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML/YAML/JSON experiment config")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train into an --out_dir that holds files: the lab's own files of an earlier run there are deleted",
+    )
+    _trust_code(p)
     p.set_defaults(func=_run("lab.train.trainer:main"), accepts_overrides=True)
 
     p = sub.add_parser("generate", help="generate images for captions with a trained run")
@@ -56,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--force", action="store_true", help="overwrite existing output")
+    _trust_code(p)
     p.set_defaults(func=_run("lab.sample.generate:main"))
 
     p = sub.add_parser(
@@ -75,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["run", "fp32", "bf16", "fp16", "auto"],
         help="render in the run's precision (default) or this one",
     )
+    _trust_code(p)
     p.set_defaults(func=_run("lab.evaluation.evaluate:main"))
 
     p = sub.add_parser(
@@ -102,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `lab train`")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the page to other machines")
     p.add_argument("--port", type=int, default=7860, help="1-65535; checked before any run is loaded")
+    _trust_code(p)
     p.set_defaults(func=_run("lab.experiments.app:main"))
 
     p = sub.add_parser("plugins", help="list registered encoders, generators, discriminators, loss recipes")
@@ -114,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dest", default="data/flowers", help="folder to download and extract into")
     d.add_argument("--url", default="", help="HTTP mirror of cvpr2016_flowers.zip (default: Google Drive)")
     d.add_argument("--sha256", default="", help="expected sha256 of the archive, checked before extracting")
+    d.add_argument(
+        "--force",
+        action="store_true",
+        help="extract into a --dest that holds other files (same-named ones are replaced)",
+    )
     d.set_defaults(func=_run("lab.data.download:main"))
     d = data.add_parser("synthetic", help="draw the offline synthetic flowers set")
     d.add_argument("dest")

@@ -23,9 +23,44 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lab.errors import LabError
+
+# What to do about the OSErrors a user can fix, by errno: a full disk, a folder without permission, a read-only mount.
+_REMEDIES = {
+    errno.ENOSPC: "free some space on that disk or choose a folder on another one",
+    errno.EDQUOT: "free some space (the disk quota is used up) or choose a folder on another disk",
+    errno.EACCES: "check its permissions (ls -l; chmod/chown) or choose another folder",
+    errno.EPERM: "check its permissions (ls -l; chmod/chown) or choose another folder",
+    errno.EROFS: "choose a folder on a writable disk",
+}
+
+
+def remedy(error: OSError) -> str:
+    """What to do about an OSError a user can fix (full disk, permissions, read-only), after "; "; else nothing."""
+    fix = _REMEDIES.get(error.errno or 0)
+    return f"; {fix}" if fix else ""
+
+
+def os_problem(error: OSError) -> str:
+    """The system's reason and what to do, e.g. "Permission denied; check its permissions ..."."""
+    return (error.strerror or (str(error).splitlines() or [type(error).__name__])[0]) + remedy(error)
+
+
+def check_folder(folder: Path, what: str, force: bool, ignore: tuple[str, ...] = ()) -> None:
+    """Refuse an output folder that is a file, or that already holds anything (names in `ignore` aside)
+    unless `force`: nothing on disk is overwritten without being asked to. `what` names the option."""
+    named = f"{what} {folder}".strip()
+    if folder.exists() and not folder.is_dir():
+        raise LabError(f"{named} is a file; give a folder")
+    try:
+        held = sorted(p.name for p in folder.iterdir() if p.name not in ignore) if folder.is_dir() else []
+    except OSError as e:
+        raise LabError(f"cannot look into {named}: {os_problem(e)}") from None
+    if held and not force:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise LabError(
+            f"{named} is not empty; its files could be overwritten ({shown}): choose an empty or new folder, or pass --force"
+        )
 
 
 def _temp_name(path: Path, pid: int) -> Path:
@@ -60,15 +95,6 @@ def remove_orphan_temps(folder: Path) -> list[Path]:
     return removed
 
 
-WHAT_TO_DO = {
-    errno.ENOSPC: "free space on that disk",
-    errno.EDQUOT: "free space within your quota",
-    errno.EACCES: "make the folder writable or choose another",
-    errno.EPERM: "make the folder writable or choose another",
-    errno.EROFS: "the disk is read-only: choose another folder",
-}
-
-
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write(temp_path)`, then rename onto `path`: an interrupted write never leaves a broken file.
 
@@ -81,9 +107,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException as e:  # also Ctrl-C: never leave the temp file behind
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
-            todo = f"; {WHAT_TO_DO[e.errno]}" if e.errno in WHAT_TO_DO else ""
             raise LabError(
-                f"cannot write {path} in {path.parent}: {e.strerror or e}{todo} (any previous version is unchanged)"
+                f"cannot write {path}: {e.strerror or e}{remedy(e)} (any previous version of it is unchanged)"
             ) from None
         raise
 
@@ -92,6 +117,8 @@ def atomic_save(obj: object, path: Path) -> None:
     """torch.save, atomically and durably. Serialised in memory first, then written with plain Python I/O:
     a full disk is then a plain OSError (torch's own writer turns it into an opaque RuntimeError), and the
     bytes reach the disk (fsync) before the rename makes them the file."""
+
+    import torch  # here, not at the top: commands that write no tensors (`lab data synthetic`) need not load it
 
     def write(tmp: Path) -> None:
         buffer = io.BytesIO()
@@ -116,6 +143,8 @@ def _reason(error: Exception) -> str:
 
 def read_torch(path: Path, what: str, hint: str = "") -> Any:
     """torch.load (weights only, onto the CPU) with a one-line `LabError` naming `path` when it is damaged."""
+    import torch
+
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # truncated, empty, garbage or foreign files raise many types
@@ -128,6 +157,8 @@ def load_cache(path: Path, valid: Callable[[Any], bool] = lambda blob: True) -> 
     `valid(blob)` checks the content fits what the caller expects; it may also raise."""
     if not path.exists():
         return None
+    import torch
+
     try:
         blob = torch.load(path, weights_only=True, map_location="cpu")
         reason = "" if valid(blob) else "unexpected content"

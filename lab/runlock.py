@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.files import os_problem
 
 LOCK = ".lock"
 
@@ -48,8 +49,12 @@ def _acquire(lock: Path) -> bool:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n{socket.gethostname()}\n")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n{socket.gethostname()}\n")
+    except OSError:  # a full disk: no lock left behind that names no process
+        lock.unlink(missing_ok=True)
+        raise
     return True
 
 
@@ -74,11 +79,14 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise LabError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
+        raise LabError(f"cannot create the run directory {run_dir}: {os_problem(e)}") from None
     lock = run_dir / LOCK
     for _ in range(3):  # a lost race for a stale lock is retried
-        if _acquire(lock):
-            break
+        try:
+            if _acquire(lock):
+                break
+        except OSError as e:  # a read-only folder or disk, no permission, a full disk
+            raise LabError(f"cannot write in the run directory {run_dir}: {os_problem(e)}") from None
         owner = _owner(lock)
         here = socket.gethostname()
         if owner is not None and (owner[1] != here or _alive(owner[0])):

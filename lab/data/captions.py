@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.files import os_problem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_CAPTION_CHARS = 300  # Flowers captions are < 200 chars; longer ones are cut at a word boundary
@@ -77,8 +78,20 @@ def read_caption_file(path: Path) -> tuple[list[str], int]:
     return split_captions(decode_caption_bytes(path.read_bytes())[0])
 
 
+def unreadable(error: OSError, root: Path) -> LabError:
+    """One line for a data folder the lab cannot read (no permission, a file where a folder should be)."""
+    return LabError(f"cannot read the data in {error.filename or root}: {os_problem(error)}")
+
+
 def detect_layout(root: Path) -> tuple[str, Path]:
     """Return (layout name, folder holding it); also looks one folder down (zip extracts)."""
+    try:
+        return _detect_layout(root)
+    except OSError as e:
+        raise unreadable(e, root) from None
+
+
+def _detect_layout(root: Path) -> tuple[str, Path]:
     for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
         if (folder / "images").is_dir() and (folder / "captions").is_dir():
             return "cvpr2016", folder
@@ -159,8 +172,11 @@ def load_captions(root: str | Path, which: str = "first") -> CaptionSet:
         raise LabError(f"captions must be 'first' or 'all', got '{which}'")
     layout, folder = detect_layout(Path(root))
     image_dir = folder / ("images" if layout == "cvpr2016" else "jpg")
-    entries = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    captions = _caption_files(layout, folder)
+    try:
+        entries = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        captions = _caption_files(layout, folder)
+    except OSError as e:
+        raise unreadable(e, folder) from None
     result = CaptionSet(items=[], class_split=read_class_split(folder) if layout == "original" else None)
     result.skipped["caption file without image"] = len(captions.keys() - {p.stem for p in entries})
     for image in entries:

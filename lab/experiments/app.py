@@ -17,8 +17,10 @@ at most `MAX_IMAGES` per run, one generation at a time with a bounded queue.
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -64,12 +66,7 @@ def run_label(run: Run) -> str:
     ]
     eval_path = run.dir / EVAL_JSON
     if eval_path.is_file():
-        scores = json.loads(eval_path.read_text())
-        protocol = scores["protocol"]
-        lines.append(
-            f"\n`lab eval` at epoch {scores['epoch']} ({protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images):"
-        )
-        lines += [f"- {name}: {value}" for name, value in summary_rows(scores)]
+        lines += score_lines(eval_path)
     else:
         lines.append(f"\nno scores yet: `lab eval --run {run.dir}`")
     return "\n".join(lines)
@@ -79,6 +76,20 @@ def young_run_note(pipe: Pipeline) -> str:
     """A Markdown line under a column head whose run still draws flat grey (see `flat_note`), else ""."""
     note = flat_note(pipe([EXAMPLES[0]], 4, 0), pipe.run.epoch)
     return f"\n\n*Note: {note}.*" if note else ""
+
+
+def score_lines(eval_path: Path) -> list[str]:
+    """The column's scores from `eval_path`; a damaged or foreign file gives one note instead (here and on stderr):
+    the run is still shown, without scores."""
+    try:
+        scores = json.loads(eval_path.read_bytes())
+        protocol = scores["protocol"]
+        head = f"\n`lab eval` at epoch {scores['epoch']} ({protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images):"
+        return [head] + [f"- {name}: {value}" for name, value in summary_rows(scores)]
+    except (OSError, ValueError, LookupError, TypeError, AttributeError) as e:  # unreadable, not JSON, keys missing
+        note = f"{eval_path} is damaged or not from `lab eval` ({type(e).__name__}); run `lab eval --run {eval_path.parent}` again"
+        print(f"note: {note}", file=sys.stderr)
+        return [f"\nno scores: {note}"]
 
 
 def sample_grids(run: Run) -> list[tuple[str, str]]:
@@ -95,7 +106,12 @@ def _caption(caption: str) -> str:
 
 
 def _whole(value: float, name: str, low: int, high: int) -> int:
-    if value is None or int(value) != value or not low <= value <= high:
+    if (
+        not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or int(value) != value
+        or not low <= value <= high
+    ):
         raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value}")
     return int(value)
 
@@ -111,7 +127,7 @@ def swap_word(caption: str, old: str, new: str) -> str:
     old, new = " ".join((old or "").split()), " ".join((new or "").split())
     if not old or not new:
         raise gr.Error("give the word to change and the word to put in its place")
-    swapped, count = re.subn(rf"(?<!\w){re.escape(old)}(?!\w)", new, caption, flags=re.IGNORECASE)
+    swapped, count = re.subn(rf"(?<!\w){re.escape(old)}(?!\w)", lambda _: new, caption, flags=re.IGNORECASE)
     if not count:
         raise gr.Error(f"the caption has no word '{old}'")
     return _caption(swapped)
@@ -141,16 +157,17 @@ def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
     return runs, sweeps
 
 
-def build_demo(run_dirs: list[str | Path], device: str = "cpu") -> gr.Blocks:
+def build_demo(run_dirs: list[str | Path], device: str = "cpu", trust_code: bool = False) -> gr.Blocks:
     """The comparison page for `run_dirs` (runs, or sweep folders standing for their runs plus a Leaderboard tab).
     Endpoints: `/generate` (caption, seed, count), `/interpolate` (from caption, to caption, steps, seed) and
     `/swap` (caption, word, new word, seed); each returns one gallery per run (for one run, that gallery
-    itself). Every tab is drawn once when the page opens."""
+    itself). Every tab is drawn once when the page opens. Runs that name parts by `module:attribute` load
+    only with `trust_code` (see `Pipeline.from_run`)."""
     if not run_dirs:
         raise LabError("give at least one run directory")
     run_dirs, sweeps = expand_sweeps(run_dirs)
     encoders: dict = {}  # runs with the same encoder share one instance
-    pipes = [Pipeline.from_run(d, device, encoders) for d in run_dirs]
+    pipes = [Pipeline.from_run(d, device, encoders, trust_code=trust_code) for d in run_dirs]
     runs = [pipe.run for pipe in pipes]
 
     def generate(caption: str, seed: float, count: float):
@@ -298,7 +315,7 @@ def check_port(host: str, port: int) -> None:
 def main(args) -> None:
     """`lab compare RUN_A RUN_B ...`: serve the page until Ctrl-C."""
     check_port(args.host, args.port)
-    demo = build_demo(args.runs)
+    demo = build_demo(args.runs, trust_code=args.trust_code)
     try:
         demo.launch(server_name=args.host, server_port=args.port, ssr_mode=False)
     except OSError as e:  # the port was taken while the runs loaded

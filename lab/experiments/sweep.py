@@ -117,8 +117,9 @@ def run_variant(name: str, config: ExperimentConfig, eval_settings: dict, force:
         results = json.loads((run_dir / EVAL_JSON).read_text())
     else:
         print(f"\n== {name} ==", file=sys.stderr)
-        train(config, resume=run_dir if (run_dir / CHECKPOINT).is_file() else None, progress=progress)
-        results = evaluate(run_dir, progress=progress, device=config.device, **eval_settings)
+        train(config, resume=run_dir if (run_dir / CHECKPOINT).is_file() else None, progress=progress, force=force)
+        # trust_code: the run was trained (or checked to match) from the sweep file the user wrote
+        results = evaluate(run_dir, progress=progress, device=config.device, trust_code=True, **eval_settings)
     if not (run_dir / GRID).is_file():  # a retrained run starts from an empty folder
         sample_grid(run_dir, eval_settings["seed"])
     return results
@@ -143,7 +144,7 @@ def entry(name: str, results: dict, run_dir: Path) -> dict:
 
 def sample_grid(run_dir: Path, seed: int = 0) -> Path:
     """The same captions and noise for every variant, so their grids compare at a glance."""
-    pipe = Pipeline.from_run(run_dir)
+    pipe = Pipeline.from_run(run_dir, trust_code=True)  # a variant of the sweep file, as `run_variant` checked
     path = run_dir / GRID
     atomic_write(path, caption_grid(pipe(GRID_CAPTIONS, 6, seed), GRID_CAPTIONS, 6).save)
     return path

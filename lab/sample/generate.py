@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from lab.device import resolve_device
 from lab.errors import LabError
-from lab.files import atomic_write, write_json
+from lab.files import atomic_write, check_folder, os_problem, write_json
 from lab.pixels import to_pil
 from lab.plots import caption_grid
 from lab.sample.pipeline import MAX_SEED, Pipeline, validate_caption
@@ -58,13 +58,14 @@ def read_captions(args) -> list[str]:
 
 
 def write_images(pipe: Pipeline, captions: list[str], n: int, seed: int, out_dir: Path, force: bool) -> Path:
-    """One PNG per image and `index.json`; refuses a folder that already holds an index unless `force`."""
+    """One PNG per image and `index.json`; refuses a folder that holds anything (a file of the same name would
+    be replaced) unless `force`."""
     index_path = out_dir / "index.json"
-    if index_path.exists() and not force:
-        raise LabError(
-            f"{out_dir} already holds generated images ({index_path}); use --force to overwrite or pick another --out-dir"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_folder(out_dir, "--out-dir", force)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a parent folder should be, no permission
+        raise LabError(f"cannot create --out-dir {out_dir}: {os_problem(e)}") from None
     entries = []
     bar = tqdm(total=len(captions) * n, desc="generating", unit="img", disable=len(captions) * n < 64)
     for start in range(0, len(captions), CHUNK_CAPTIONS):
@@ -92,7 +93,9 @@ def main(args) -> None:
     if args.out and Path(args.out).suffix.lower() != ".png":
         raise LabError(f"--out must name a .png file, got {args.out}")
     captions = read_captions(args)
-    pipe = Pipeline.from_run(args.run, resolve_device(args.device))
+    if args.out_dir:  # before the run loads: a refusal should not take seconds
+        check_folder(Path(args.out_dir), "--out-dir", args.force)
+    pipe = Pipeline.from_run(args.run, resolve_device(args.device), trust_code=args.trust_code)
     if args.out_dir:
         print(write_images(pipe, captions, args.n, args.seed, Path(args.out_dir), args.force))
         return

@@ -75,13 +75,16 @@ class Pipeline:
         encoders: dict | None = None,
         batch_size: int = 256,
         precision: str = "run",
+        trust_code: bool = False,
     ) -> Pipeline:
         """The run's generator (EMA weights when the run kept them) with its encoder, rendering in the run's
         precision (`precision="run"`) or the one given ("fp32", "bf16", ...).
 
         `encoders` caches encoders across calls by (name, path), so pipelines
-        of several runs with one encoder share a single instance."""
-        run = load_run(run_dir, device)
+        of several runs with one encoder share a single instance. A run whose
+        config names a part by `module:attribute` loads only with `trust_code`
+        (that imports the code: a run folder is otherwise data)."""
+        run = load_run(run_dir, device, trust_code)
         precision = run.config.precision if precision == "run" else precision
         key = (run.config.encoder, run.config.encoder_path)
         encoders = {} if encoders is None else encoders

@@ -32,9 +32,12 @@ from lab.checkpoint import (
     check_compatible,
     load_checkpoint,
     load_state_dict,
+    prepare_run_dir,
     read_run_config,
+    record_resume,
     save_checkpoint,
     save_run_config,
+    trusted_run_config,
 )
 from lab.config import ExperimentConfig
 from lab.data.captions import detect_layout
@@ -380,17 +383,20 @@ class Trainer:
         return path
 
 
-def train(config: ExperimentConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
-    """Train (or resume) a run; returns its directory. Ctrl-C saves a checkpoint to resume from."""
+def train(
+    config: ExperimentConfig, resume: str | Path | None = None, progress: bool = True, force: bool = False
+) -> Path:
+    """Train (or resume) a run; returns its directory. Ctrl-C saves a checkpoint to resume from.
+    `force` trains a new run into a folder that holds files (see `prepare_run_dir`)."""
     run_dir = Path(resume) if resume else Path(config.out_dir)
-    if not resume and (run_dir / "checkpoint.pt").exists():
-        raise LabError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out_dir")
+    rank0 = int(os.environ.get("RANK", "0")) == 0
     # One process per run directory; under torchrun, rank 0 holds the lock for the job.
-    main_rank = int(os.environ.get("RANK", "0")) == 0
-    with run_lock(run_dir) if main_rank else nullcontext():
-        if main_rank:
+    with run_lock(run_dir) if rank0 else nullcontext():
+        if rank0:
             remove_orphan_temps(run_dir)  # what a kill -9 in the middle of a write left (we hold the lock)
+        changed = prepare_run_dir(run_dir, config, bool(resume), force) if rank0 else {}
         trainer = Trainer(config, run_dir, resume=bool(resume), progress=progress)
+        record_resume(run_dir, config, changed, trainer.state.epoch, trainer.state.step)
         try:
             with stop_between_steps(trainer.request_stop):
                 trainer.run()
@@ -417,11 +423,11 @@ def train(config: ExperimentConfig, resume: str | Path | None = None, progress: 
 
 def main(args) -> int:
     if args.resume:
-        saved, _ = read_run_config(args.resume)
+        saved, _ = trusted_run_config(args.resume, args.trust_code)
         config = config_lib.apply(saved, config_lib.parse_overrides(args.overrides))
     else:
         config = config_lib.load(args.config, args.overrides)
-    run_dir = train(config, args.resume, progress=not args.quiet)
+    run_dir = train(config, args.resume, progress=not args.quiet, force=args.force)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run saved in {run_dir} (samples in {run_dir / 'samples'}, losses in {run_dir / 'losses.png'})")
     return 0
