@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import selectors
 import shlex
@@ -74,6 +75,7 @@ HEARTBEAT_S = 10.0  # while grading, a line at least this often says what is sti
 MAX_RECORD_BYTES = 1 << 20  # what a child may send; more is a flood and is dropped
 OUTPUT_TAIL = 20_000  # bytes of a child's console output kept (for errors before any check runs)
 DRAIN_BYTES = 4 << 20  # read after the child exited: a stray writer cannot keep the grader reading
+STARTED = re.compile(rb'"started": "([^"]{1,300})"')
 CHILD_ENV_DROPPED = (
     "PYTHONPATH",
     "PYTEST_ADDOPTS",
@@ -184,11 +186,14 @@ def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
         (folder / name).write_bytes(data)
 
 
-def _collect(proc: subprocess.Popen, records_fd: int, output_fd: int, deadline: float) -> tuple[bytes, bytes, bool]:
+def _collect(
+    proc: subprocess.Popen, records_fd: int, output_fd: int, deadline: float, status: dict[str, str]
+) -> tuple[bytes, bytes, bool]:
     """Read the record pipe and the console pipe until the child exits: (records, output tail, ran out of time).
 
     Both are read as they come, so a child is never blocked on a full pipe, and
-    bounded: records up to MAX_RECORD_BYTES, output only its last OUTPUT_TAIL bytes."""
+    bounded: records up to MAX_RECORD_BYTES, output only its last OUTPUT_TAIL bytes.
+    `status["check"]` follows the check the child says it started (for progress lines only)."""
     records, output = bytearray(), bytearray()
     drained = 0
     with selectors.DefaultSelector() as selector:
@@ -209,6 +214,8 @@ def _collect(proc: subprocess.Popen, records_fd: int, output_fd: int, deadline: 
                     selector.unregister(key.fd)
                 elif key.fd == records_fd:
                     records += chunk[: max(0, MAX_RECORD_BYTES - len(records))]
+                    if started := STARTED.findall(chunk):
+                        status["check"] = printable(started[-1].decode(errors="replace").split("::")[-1], 80)
                 else:
                     output += chunk
                     del output[:-OUTPUT_TAIL]
@@ -228,7 +235,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_child(
-    cmd: list[str], env: dict[str, str], work: Path, key: bytes, seconds: float, reaper: Reaper | None = None
+    cmd: list[str],
+    env: dict[str, str],
+    work: Path,
+    key: bytes,
+    seconds: float,
+    reaper: Reaper | None = None,
+    status: dict[str, str] | None = None,
 ) -> ChildRun:
     """Start one grading child in `work` with `key` on a pipe, collect its records, then kill everything it started."""
     reaper = reaper or Reaper()
@@ -255,7 +268,9 @@ def run_child(
         for fd in (key_read, record_write, output_write):
             os.close(fd)
     try:
-        records, output, late = _collect(proc, record_read, output_read, time.monotonic() + seconds)
+        records, output, late = _collect(
+            proc, record_read, output_read, time.monotonic() + seconds, {} if status is None else status
+        )
     finally:
         _kill_group(proc)
         reaper.done_with(proc.pid)
@@ -366,6 +381,7 @@ def run_checks(
         print(f"lab grade: note: grading without network isolation: {missing_fence}", file=sys.stderr)
     say = progress or (lambda line: None)
     started: dict[str, float] = {}
+    running: dict[str, dict[str, str]] = {name: {} for name in names}  # exercise -> the check it is on
 
     def grade_one(name: str, tmp: Path, reaper: Reaper) -> ExerciseScore:
         started[name] = time.monotonic()
@@ -405,7 +421,7 @@ def run_checks(
         env = _child_env(work, sandbox, seconds)
         env[ANSWERS] = json.dumps([] if reference else sorted(lab_answers([name])))
         key = secrets.token_bytes(32)
-        return score(name, run_child(cmd, env, work, key, seconds, reaper), key, shown(folder))
+        return score(name, run_child(cmd, env, work, key, seconds, reaper, running[name]), key, shown(folder))
 
     say(
         f"grading {len(names)} exercise{'s' * (len(names) > 1)} in {shown(folder)}, {min(WORKERS, len(names))} at a time"
@@ -417,20 +433,34 @@ def run_checks(
         ThreadPoolExecutor(WORKERS) as pool,
     ):
         futures = {pool.submit(grade_one, name, Path(tmp), reaper): name for name in names}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
-            now = time.monotonic()
-            for future in done:
-                s = future.result()
-                took = now - started.get(s.name, now)
-                say(
-                    f"  [{len(names) - len(pending)}/{len(names)}] {s.name:<18} {s.earned:>3}/{s.possible:<3} in {took:.0f} s"
-                )
-            running = [f"{futures[f]} ({now - started[futures[f]]:.0f} s)" for f in pending if futures[f] in started]
-            if not done and running:
-                say(f"  ... still running: {', '.join(sorted(running))}")
+        try:
+            _follow(futures, started, running, say)
+        except BaseException:  # Ctrl-C or an error: stop the other children now rather than wait for them
+            for future in futures:
+                future.cancel()
+            reaper.stop()
+            raise
         return [future.result() for future in futures]
+
+
+def _follow(
+    futures: dict, started: dict[str, float], running: dict[str, dict[str, str]], say: Callable[[str], None]
+) -> None:
+    """Wait for every exercise: a line as each finishes, one every HEARTBEAT_S naming those still running."""
+    pending, total = set(futures), len(futures)
+    while pending:
+        done, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+        now = time.monotonic()
+        for future in done:
+            s = future.result()
+            took = now - started.get(s.name, now)
+            say(f"  [{total - len(pending)}/{total}] {s.name:<18} {s.earned:>3}/{s.possible:<3} in {took:.0f} s")
+        busy = sorted(futures[f] for f in pending if futures[f] in started)
+        if not done and busy:
+            say(
+                "  ... still running: "
+                + ", ".join(f"{n} ({now - started[n]:.0f} s, {running[n].get('check', 'starting')})" for n in busy)
+            )
 
 
 def _child_env(work: Path, sandbox: bool, seconds: float) -> dict[str, str]:

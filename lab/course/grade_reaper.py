@@ -111,6 +111,14 @@ class Reaper:
         with self._lock:
             self._waited.discard(pid)
 
+    def stop(self) -> None:
+        """Kill the running grading children's groups (on Ctrl-C: they run in sessions of their own)."""
+        for pid in list(self._waited):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def sweep(self) -> int:
         """Kill and reap every descendant not under a running grading child; the number killed."""
         if not self.active:
