@@ -215,7 +215,9 @@ def _collect(
                 elif key.fd == records_fd:
                     records += chunk[: max(0, MAX_RECORD_BYTES - len(records))]
                     if started := STARTED.findall(chunk):
-                        status["check"] = printable(started[-1].decode(errors="replace").split("::")[-1], 80)
+                        status["check"] = printable(
+                            started[-1].decode(errors="replace").split("::")[-1].removeprefix("test_"), 80
+                        )
                 else:
                     output += chunk
                     del output[:-OUTPUT_TAIL]
