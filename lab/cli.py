@@ -159,7 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder of exNN_*.py files to grade (default: exercises; solutions: the reference)",
     )
-    p.add_argument("--only", default="", metavar="exNN", help="grade one exercise, e.g. ex04")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="exNN",
+        help="grade this exercise only, e.g. ex04; repeat it (or ex04,ex06) for several",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="under each failed check, its details (code line, expected vs got)"
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds one check may take before it fails")
     p.add_argument(
         "--sandbox", action="store_true", help="for others' code: temp copy of the lab, no network, resource limits"

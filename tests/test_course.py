@@ -6,15 +6,19 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import re
 import secrets
+import shlex
 import shutil
+import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from lab.cli import build_parser
 from lab.cli import main as cli_main
 from lab.course import grade, grade_sandbox
 from lab.course.grade_child import token
@@ -154,6 +158,21 @@ def _own_copy(module: str) -> str:
         ("import plugins.dcgan; Generator = plugins.dcgan.DCGANGenerator", "plugins.dcgan.DCGANGenerator"),
         ("from plugins.dcgan import *", "plugins.dcgan.*"),
         ("from plugins.course import CourseGenerator as Generator", "plugins.course.CourseGenerator"),
+        ("import lab.data.captions as _c; load_captions = _c.load_captions", "lab.data.captions.load_captions"),
+        ("from lab.data import captions; f = captions.read_caption_file", "lab.data.captions.read_caption_file"),
+        (
+            "import importlib; m = importlib.import_module('plugins.dcgan'); G = m.DCGANGenerator",
+            "plugins.dcgan.DCGANGenerator",
+        ),
+        (
+            "m = __import__('plugins.dcgan', fromlist=['x']); G = getattr(m, 'DCGANGenerator')",
+            "plugins.dcgan.DCGANGenerator",
+        ),
+        ("import sys; m = sys.modules['plugins.dcgan']; n = m; G = n.DCGANGenerator", "plugins.dcgan.DCGANGenerator"),
+        (
+            "from importlib import import_module as im; G = im('lab.train.trainer').train_step",
+            "lab.train.trainer.train_step",
+        ),
     ],
 )
 def test_files_that_import_an_answer_are_refused(tmp_path, capsys, line, name):
@@ -241,6 +260,19 @@ def test_solutions_imported_at_run_time_are_blocked(attacks):
     assert ex04.earned == 0 and all("does not allow importing 'solutions'" in f for f in ex04.failures), ex04.failures
 
 
+RUN_TIME_ALIAS = textwrap.dedent('''
+    """Attack (e): the lab's generator under a name built at run time, which no syntax check can read."""
+    import importlib
+    Generator = getattr(importlib.import_module("plug" + "ins.dcgan"), "DCGAN" + "Generator")
+''')
+
+
+def test_answers_reached_at_run_time_fail_their_checks(tmp_path):
+    (score,) = grade.run_checks(str(_hand_in(tmp_path, {"ex04_generator.py": RUN_TIME_ALIAS})), "ex04")
+    assert score.earned == 0, score.failures
+    assert all("`Generator` is the lab's `plugins.dcgan.DCGANGenerator`" in f for f in score.failures), score.failures
+
+
 def test_deleting_check_files_lowers_the_score_not_the_total(tmp_path, monkeypatch):
     """Attack (d): exercise 1 done right, plus a vandal that deletes every other check file it can find."""
     checks = tmp_path / "grading"
@@ -289,7 +321,8 @@ def test_checks_that_cannot_be_collected_are_one_clean_error(tmp_path, monkeypat
     monkeypatch.setitem(grade.SHA256, broken.name, hashlib.sha256(broken.read_bytes()).hexdigest())
     assert cli_main(["grade", "--target", "solutions", "--only", "ex06"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "could not run" in err and "broken check file" in err
+    error = err.splitlines()[-1]  # after the progress line that grading started
+    assert err.count("error:") == 1 and "could not run" in error and "broken check file" in error
 
 
 SLOW_WEIGHTS = textwrap.dedent("""
@@ -471,3 +504,156 @@ def test_every_name_a_stub_tells_students_to_use_exists(name):
             continue
         checked += 1
     assert checked, f"{name}: its docstring names nothing to check"
+
+
+ESCAPE = textwrap.dedent('''
+    """Attack (f): fork, setsid, fork again, and rewrite the report once `lab grade` has written it."""
+    import json, os, time
+    from pathlib import Path
+
+    if os.fork() == 0:
+        os.setsid()  # out of the grading child's process group and session
+        if os.fork() == 0:
+            Path(PID_FILE).write_text(str(os.getpid()))
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    if json.loads(Path(REPORT).read_text())["score"] != 11.0:
+                        Path(REPORT).write_text(json.dumps({"score": 11.0, "tests": []}))
+                        Path(PID_FILE).write_text("forged")
+                except (OSError, ValueError, KeyError):
+                    pass
+                time.sleep(0.005)
+        os._exit(0)
+''')
+
+
+def test_a_process_that_escapes_the_group_cannot_touch_the_report(tmp_path, capsys):
+    """The report is written only after every process the graded code started is dead, however it forked."""
+    out, pid_file = tmp_path / "results.json", tmp_path / "escaped.pid"
+    source = f"PID_FILE, REPORT = {str(pid_file)!r}, {str(out)!r}\n" + ESCAPE
+    folder = _hand_in(tmp_path / "student", {"ex01_captions.py": source})
+    assert (
+        cli_main(["grade", "--target", str(folder), "--only", "ex01", "--format", "gradescope", "--out", str(out)]) == 1
+    )
+    assert "total                0/11" in capsys.readouterr().out
+    escaped = pid_file.read_text()
+    assert escaped.isdigit(), "the attack rewrote the report"
+    time.sleep(1.0)  # the escaped process polled every 5 ms: had it lived, it would have struck by now
+    assert json.loads(out.read_text())["score"] == 0.0 and pid_file.read_text() == escaped
+    assert not _running(int(escaped)), "the escaped process outlived grading"
+
+
+def test_an_output_flood_keeps_only_the_tail_in_memory(tmp_path):
+    """256 MB on stdout: the grader reads it as it comes and keeps 20 kB (it used to hold all of it)."""
+    import sys
+    import tracemalloc
+
+    flood = "import os\nfor _ in range(256): os.write(1, b'x' * (1 << 20))\nos.write(1, b'THE END')\n"
+    tracemalloc.start()
+    try:
+        run = grade.run_child([sys.executable, "-c", flood], {}, tmp_path, secrets.token_bytes(32), 120)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert run.returncode == 0 and run.output.endswith("THE END") and len(run.output) <= grade.OUTPUT_TAIL
+    assert peak < 8 << 20, f"the grader held {peak / 2**20:.0f} MB while reading a 256 MB flood"
+
+
+def test_only_can_be_repeated():
+    args = build_parser().parse_args(["grade", "--only", "ex06", "--only", "ex04,ex01"])
+    assert grade.exercises(args.only) == ["ex01_captions", "ex04_generator", "ex06_loss"]
+
+
+NO_BATCHNORM = textwrap.dedent('''
+    """A student's ex04 from the docstring, BatchNorm2d forgotten."""
+    import torch
+    from torch import nn
+
+    from lab.interfaces import Generator as GeneratorInterface
+    from plugins.dcgan import channel_plan, init_weights, text_projection
+
+
+    class Generator(GeneratorInterface):
+        def __init__(self, text_dim=768, noise_dim=100, text_proj_dim=256, width=64, image_size=64):
+            super().__init__()
+            self.text_dim, self.noise_dim, self.image_size = text_dim, noise_dim, image_size
+            self.project = text_projection(text_dim, text_proj_dim)
+            channels = channel_plan(width, image_size)
+            layers = [nn.ConvTranspose2d(noise_dim + text_proj_dim, channels[0], 4, 1, 0, bias=False), nn.ReLU()]
+            for a, b in zip(channels, channels[1:]):
+                layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.ReLU()]
+            self.net = nn.Sequential(*layers, nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1, bias=False), nn.Tanh())
+            self.apply(init_weights)
+
+        def forward(self, noise, text_embedding):
+            return self.net(torch.cat([noise, self.project(text_embedding)], 1)[:, :, None, None])
+''')
+
+SWAPPED_LABELS = textwrap.dedent('''
+    """A student's ex06 that calls wrong images real."""
+    import torch
+    import torch.nn.functional as F
+
+    from lab.interfaces import LossOutput, LossRecipe
+
+
+    class GanClsLoss(LossRecipe):
+        def __init__(self, feature_weight=100.0, l1_weight=50.0):
+            self.feature_weight, self.l1_weight = feature_weight, l1_weight
+
+        def discriminator_loss(self, real_logits, wrong_logits, fake_logits):
+            bce = F.binary_cross_entropy_with_logits
+            terms = {
+                "d_real": bce(real_logits, torch.ones_like(real_logits)),
+                "d_wrong": bce(wrong_logits, torch.ones_like(wrong_logits)),
+                "d_fake": bce(fake_logits, torch.zeros_like(fake_logits)),
+            }
+            return LossOutput(sum(terms.values()), {k: v.item() for k, v in terms.items()})
+
+        def generator_loss(self, fake_logits, fake_features, real_features, fake_images, real_images):
+            terms = {
+                "g_adv": F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits)),
+                "g_feature": F.mse_loss(fake_features.mean(0), real_features.detach().mean(0)),
+                "g_l1": F.l1_loss(fake_images, real_images),
+            }
+            total = terms["g_adv"] + self.feature_weight * terms["g_feature"] + self.l1_weight * terms["g_l1"]
+            return LossOutput(total, {k: v.item() for k, v in terms.items()})
+''')
+
+
+def test_the_grader_leads_a_student_to_the_fix(tmp_path, monkeypatch, capsys):
+    """Deliberate mistakes, graded as a student runs it: each failed check listed with expected vs got and a hint,
+    a syntax error at the student's own path, a line per exercise as it finishes, the tracebacks command."""
+    monkeypatch.chdir(tmp_path)
+    _hand_in(
+        tmp_path / "exercises",
+        {
+            "ex01_captions.py": "def load_captions(root):\n    return root)\n",
+            "ex04_generator.py": NO_BATCHNORM,
+            "ex06_loss.py": SWAPPED_LABELS,
+        },
+    )
+    assert cli_main(["grade", "--only", "ex01", "--only", "ex04", "--only", "ex06", "-v"]) == 1
+    out, err = capsys.readouterr()
+    assert "  - all 7 checks: SyntaxError: unmatched ')' at exercises/ex01_captions.py:2" in out
+    assert "      return root)" in out, "-v shows the line"
+    ex04 = out[out.index("ex04_generator (") :]
+    first = ex04.splitlines()[1]
+    assert first.startswith("  - architecture_size: expected ") and "expected 4 BatchNorm2d, found 0" in first, first
+    assert "d_wrong: expected 1.4989, got 0.4989: that is BCE with label 1" in out
+    assert out.strip().splitlines()[-1].startswith("total ")
+    finished = [line.split()[1] for line in err.splitlines() if line.startswith("  [")]
+    assert sorted(finished) == ["ex01_captions", "ex04_generator", "ex06_loss"]
+
+    command = err.split("full tracebacks (from any folder): ")[1].strip()
+    assert command.startswith(f"LAB_GRADE_TARGET={tmp_path / 'exercises'} ")
+    (tmp_path / "elsewhere").mkdir()
+    variable, *argv = shlex.split(command)
+    name, value = variable.split("=", 1)
+    only_ex06 = [a for a in argv if not a.endswith(("ex01_captions.py", "ex04_generator.py"))]
+    env = {**os.environ, name: value, "PYTHONPATH": ""}
+    done = subprocess.run(only_ex06, cwd=tmp_path / "elsewhere", env=env, capture_output=True, text=True, timeout=300)
+    assert "2 failed, 3 passed" in done.stdout and "d_wrong: expected 1.4989, got 0.4989" in done.stdout, done.stdout[
+        -3000:
+    ]

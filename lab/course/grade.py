@@ -7,11 +7,15 @@ never runs student code itself:
   manifest (`lab/course/grade_manifest.py`: exercises, checks, points, file hashes),
   and scores against that manifest: a check without a verdict scores 0.
 - It refuses files that import `solutions`, or the lab's own implementation of
-  an exercise (the manifest's `ANSWERS`, read from their syntax tree); the child
-  blocks `solutions` at run time as well.
+  an exercise (the manifest's `LAB_ANSWERS`), under any name (`lab.course.grade_imports`);
+  the child blocks `solutions` at run time and fails checks whose module holds an answer object.
 - It runs one pytest child per exercise in a throw-away folder holding fresh
   copies of the checks and of the handed-in files, in a new process group that
-  is killed as a whole when the child ends or runs past its time.
+  is killed as a whole when the child ends or runs past its time; as a child
+  subreaper it then kills whatever else the graded code left running
+  (`lab.course.grade_reaper`), so nothing it started outlives grading.
+- It reads the child's output as it comes and keeps only its tail: a flood
+  costs time, not memory.
 - Each child gets a fresh random key on a pipe. The harness (`lab.course.grade_child`)
   signs a check with it only when the check function returned normally, and
   sends the signature on another pipe; this process counts only signatures it
@@ -26,37 +30,62 @@ time, and each uses one thread.
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import selectors
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.course import grade_report, grade_sandbox
-from lab.course.grade_child import KEY_FD, LIMITS, MESSAGE_CHARS, RECORD_FD, is_solutions, token
-from lab.course.grade_manifest import ANSWERS, CHECKS, SHA256
+from lab.course import grade_imports, grade_report, grade_sandbox
+from lab.course.grade_child import (
+    ANSWERS,
+    DETAIL_CHARS,
+    KEY_FD,
+    LIMITS,
+    MESSAGE_CHARS,
+    PACKAGE,
+    RECORD_FD,
+    printable,
+    token,
+)
+from lab.course.grade_manifest import CHECKS, LAB_ANSWERS, SHA256
+from lab.course.grade_reaper import Reaper
 from lab.course.grade_report import CheckResult, ExerciseScore
 from lab.errors import LabError
 from lab.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: lab/course/grade.py -> repository root
 GRADING_DIR = ROOT / "tests" / "grading"
-PACKAGE = "exercises"  # handed-in files are graded as this package, whatever their folder is called
 STARTUP_S = 60  # a child's allowance for imports and collection, on top of `timeout` per check
 WORKERS = 2  # children at a time: the lab's machine has 2 cores, and each child uses one thread
 POLL_S = 0.2
+HEARTBEAT_S = 10.0  # while grading, a line at least this often says what is still running
 MAX_RECORD_BYTES = 1 << 20  # what a child may send; more is a flood and is dropped
-CHILD_ENV_DROPPED = ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "LAB_GRADE_TARGET", KEY_FD, RECORD_FD, LIMITS)
+OUTPUT_TAIL = 20_000  # bytes of a child's console output kept (for errors before any check runs)
+DRAIN_BYTES = 4 << 20  # read after the child exited: a stray writer cannot keep the grader reading
+STARTED = re.compile(rb'"started": "([^"]{1,300})"')
+CHILD_ENV_DROPPED = (
+    "PYTHONPATH",
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+    "LAB_GRADE_TARGET",
+    KEY_FD,
+    RECORD_FD,
+    LIMITS,
+    ANSWERS,
+)
 
 
 @dataclass
@@ -69,15 +98,20 @@ class ChildRun:
     output: str
 
 
-def exercises(only: str = "") -> list[str]:
-    """The manifest's exercises, or the one named by `only` (`ex04` or `ex04_generator`)."""
+def exercises(only: str | list[str] = "") -> list[str]:
+    """The manifest's exercises, or those named by `only` (`ex04`, `ex04_generator`, a list, or `ex04,ex06`)."""
     names = sorted(CHECKS)
-    if not only:
+    asked = [part.strip() for item in ([only] if isinstance(only, str) else only) for part in item.split(",")]
+    asked = [a for a in asked if a]
+    if not asked:
         return names
-    chosen = [n for n in names if n == only or n.startswith(f"{only}_")]
-    if not chosen:
-        raise LabError(f"no exercise '{only}'; choose one of {', '.join(n.split('_')[0] for n in names)}")
-    return chosen
+    chosen = set()
+    for one in asked:
+        match = [n for n in names if n == one or n.startswith(f"{one}_")]
+        if not match:
+            raise LabError(f"no exercise '{one}'; choose one of {', '.join(n.split('_')[0] for n in names)}")
+        chosen.update(match)
+    return sorted(chosen)
 
 
 def target_folder(target: str) -> Path:
@@ -88,41 +122,31 @@ def target_folder(target: str) -> Path:
     raise LabError(f"--target {target}: no such folder")
 
 
-def lab_answers() -> set[str]:
-    """The lab's own implementations of the exercises (`plugins.dcgan.DCGANGenerator`, ...; `ANSWERS`).
+def shown(folder: Path) -> str:
+    """`folder` as the student would type it: relative to the current folder when inside it."""
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
+def lab_answers(names: list[str] | None = None) -> set[str]:
+    """The lab's own implementations of exercises `names` (default all): `LAB_ANSWERS` in the manifest.
 
     Importing one of these is handing in the answer just as surely as importing `solutions`."""
-    return set(ANSWERS)
-
-
-def _imported(node: ast.AST) -> list[str]:
-    """The dotted names a syntax node imports or spells out (import strings and attribute chains included)."""
-    if isinstance(node, ast.Import):
-        return [alias.name for alias in node.names]
-    if isinstance(node, ast.ImportFrom):
-        return [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
-    if isinstance(node, ast.Constant) and isinstance(
-        node.value, str
-    ):  # import_module("solutions..."), "module:attr" specs
-        return [node.value.strip().replace(":", ".")]
-    if isinstance(node, ast.Attribute):
-        return [ast.unparse(node)]
-    return []
+    return {answer for name, answers in LAB_ANSWERS.items() if names is None or name in names for answer in answers}
 
 
 def borrowed_answer(folder: Path) -> tuple[Path, int, str] | None:
-    """The first Python file in `folder` that imports `solutions` or one of the lab's own answers: file, line, name."""
+    """The first Python file in `folder` that reaches `solutions` or one of the lab's own answers: file, line, name."""
     answers = lab_answers()
     for path in sorted(folder.rglob("*.py")):
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
+            found = grade_imports.borrowed(path.read_bytes(), answers)
         except (SyntaxError, ValueError):
             continue  # it cannot import anything; its checks fail with the syntax error
-        for node in ast.walk(tree):
-            for name in _imported(node):
-                star = name.endswith(".*") and any(answer.startswith(name[:-1]) for answer in answers)
-                if is_solutions(name) or name in answers or star:
-                    return path, node.lineno, name
+        if found:
+            return path, *found
     return None
 
 
@@ -160,26 +184,45 @@ def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
         (folder / name).write_bytes(data)
 
 
-def _read_records(proc: subprocess.Popen, fd: int, deadline: float) -> tuple[bytes, bool]:
-    """Read the record pipe until the child exits (or every writer closed it); True if time ran out first."""
-    data = bytearray()
+def _collect(
+    proc: subprocess.Popen, records_fd: int, output_fd: int, deadline: float, status: dict[str, str]
+) -> tuple[bytes, bytes, bool]:
+    """Read the record pipe and the console pipe until the child exits: (records, output tail, ran out of time).
+
+    Both are read as they come, so a child is never blocked on a full pipe, and
+    bounded: records up to MAX_RECORD_BYTES, output only its last OUTPUT_TAIL bytes.
+    `status["check"]` follows the check the child says it started (for progress lines only)."""
+    records, output = bytearray(), bytearray()
+    drained = 0
     with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
+        for fd in (records_fd, output_fd):
+            selector.register(fd, selectors.EVENT_READ)
         while (left := deadline - time.monotonic()) > 0:
             exited = proc.poll() is not None
-            if selector.select(0 if exited else min(left, POLL_S)):
-                chunk = os.read(fd, 1 << 16)
-                if chunk:
-                    data += chunk[: max(0, MAX_RECORD_BYTES - len(data))]
-                    continue
-                try:  # end of file: the child closed the pipe; give it the rest of its time to exit
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if not selector.get_map():  # every writer closed both pipes: give the child the rest of its time to exit
+                try:
+                    proc.wait(timeout=left)
                 except subprocess.TimeoutExpired:
-                    return bytes(data), True
-                return bytes(data), False
-            if exited:
-                return bytes(data), False
-    return bytes(data), True
+                    return bytes(records), bytes(output), True
+                return bytes(records), bytes(output), False
+            ready = selector.select(0 if exited else min(left, POLL_S))
+            for key, _ in ready:
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fd)
+                elif key.fd == records_fd:
+                    records += chunk[: max(0, MAX_RECORD_BYTES - len(records))]
+                    if started := STARTED.findall(chunk):
+                        status["check"] = printable(
+                            started[-1].decode(errors="replace").split("::")[-1].removeprefix("test_"), 80
+                        )
+                else:
+                    output += chunk
+                    del output[:-OUTPUT_TAIL]
+                drained += len(chunk) if exited else 0
+            if exited and (not ready or drained > DRAIN_BYTES):
+                return bytes(records), bytes(output), False
+    return bytes(records), bytes(output), True
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -191,36 +234,52 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_child(cmd: list[str], env: dict[str, str], work: Path, key: bytes, seconds: float) -> ChildRun:
-    """Start one grading child in `work` with `key` on a pipe, collect its records, kill its process group."""
+def run_child(
+    cmd: list[str],
+    env: dict[str, str],
+    work: Path,
+    key: bytes,
+    seconds: float,
+    reaper: Reaper | None = None,
+    status: dict[str, str] | None = None,
+) -> ChildRun:
+    """Start one grading child in `work` with `key` on a pipe, collect its records, then kill everything it started."""
+    reaper = reaper or Reaper()
     key_read, key_write = os.pipe()
     os.write(key_write, key)  # far below a pipe's buffer, so this never blocks
     os.close(key_write)
     record_read, record_write = os.pipe()
+    output_read, output_write = os.pipe()
     env = {**env, KEY_FD: str(key_read), RECORD_FD: str(record_write)}
-    output_path = work.parent / f"{work.name}.out"
     try:
-        with open(output_path, "wb") as output:
+        with reaper.starting():
             proc = subprocess.Popen(
                 cmd,
                 cwd=work,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=output,
+                stdout=output_write,
                 stderr=subprocess.STDOUT,
                 pass_fds=(key_read, record_write),
                 start_new_session=True,
             )
+            reaper.wait_on(proc.pid)
     finally:
-        os.close(key_read)
-        os.close(record_write)
+        for fd in (key_read, record_write, output_write):
+            os.close(fd)
     try:
-        records, late = _read_records(proc, record_read, time.monotonic() + seconds)
+        records, output, late = _collect(
+            proc, record_read, output_read, time.monotonic() + seconds, {} if status is None else status
+        )
     finally:
         _kill_group(proc)
+        reaper.done_with(proc.pid)
+        reaper.sweep()
         os.close(record_read)
-    output = output_path.read_bytes()[-20000:].decode(errors="replace")
-    return ChildRun(records, None if late else proc.returncode, seconds if late else None, output)
+        os.close(output_read)
+    return ChildRun(
+        records, None if late else proc.returncode, seconds if late else None, output.decode(errors="replace")
+    )
 
 
 def _why(output: str) -> str:
@@ -230,8 +289,10 @@ def _why(output: str) -> str:
     return "; ".join(errors[:3]) if errors else (lines[-1] if lines else "no output")
 
 
-def score(name: str, run: ChildRun, key: bytes) -> ExerciseScore:
-    """Points for every check of the manifest that carries a valid signature; the child's messages explain the rest."""
+def score(name: str, run: ChildRun, key: bytes, folder: str = PACKAGE) -> ExerciseScore:
+    """Points for every check of the manifest that carries a valid signature; the child's messages explain the rest.
+
+    `folder` is how the student names the handed-in folder: an error's place reads `exercises/ex06_loss.py:37`."""
     records = []
     for line in run.records.splitlines():
         try:
@@ -244,19 +305,19 @@ def score(name: str, run: ChildRun, key: bytes) -> ExerciseScore:
     if (
         not collected and run.stopped_after is None
     ):  # nothing graded has run before collection ends: the checks are broken
-        errors = [r["error"] for r in records if "error" in r]
+        errors = [printable(r["error"], MESSAGE_CHARS) for r in records if "error" in r]
         raise LabError(f"the grading checks of {name} could not run: {'; '.join(errors[:3]) or _why(run.output)}")
     passed = {
         r["passed"]
         for r in records
         if "passed" in r and hmac.compare_digest(r.get("token", "").encode(), token(key, r["passed"]).encode())
     }
-    messages: dict[str, str] = {}
-    for r in records:
-        if "failed" in r:  # shown, never trusted: one printable line, so it cannot draw a fake table on the terminal
-            messages.setdefault(
-                r["failed"], "".join(c if c.isprintable() else " " for c in r.get("message", ""))[:MESSAGE_CHARS]
-            )
+    failed: dict[str, tuple[str, str]] = {}
+    for r in records:  # shown, never trusted: printable and bounded, so it cannot draw a fake table on the terminal
+        if "failed" in r and r["failed"] not in failed:
+            message, where = printable(r.get("message", ""), MESSAGE_CHARS), printable(r.get("where", ""), 200)
+            message += f" at {folder}/{where}" if where else ""
+            failed[r["failed"]] = (message, printable(r.get("detail", ""), DETAIL_CHARS, keep_lines=True))
     if run.stopped_after is not None:
         unfinished = f"not run: the exercise ran past its {run.stopped_after:.0f} s and was stopped"
     else:
@@ -271,11 +332,12 @@ def score(name: str, run: ChildRun, key: bytes) -> ExerciseScore:
             result.earned += points
             result.checks.append(CheckResult(check, points, points))
         else:
-            why = messages.get(nodeid) or (
-                unfinished if nodeid in collected or run.stopped_after is not None else "missing from the check file"
+            why, detail = failed.get(nodeid) or (
+                unfinished if nodeid in collected or run.stopped_after is not None else "missing from the check file",
+                "",
             )
             result.failures.append(f"{check.removeprefix('test_')}: {why}")
-            result.checks.append(CheckResult(check, points, 0, why))
+            result.checks.append(CheckResult(check, points, 0, why, detail))
     return result
 
 
@@ -285,16 +347,25 @@ def _unscored(name: str, why: str) -> ExerciseScore:
 
 
 def run_checks(
-    target: str = "exercises", only: str = "", timeout: float = 60.0, sandbox: bool = False
+    target: str = "exercises",
+    only: str | list[str] = "",
+    timeout: float = 60.0,
+    sandbox: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> list[ExerciseScore]:
-    """Grade the exercise files in folder `target`; one score per exercise of the manifest."""
+    """Grade the exercise files in folder `target`; one score per exercise of the manifest.
+
+    `progress` is told one line as each exercise finishes, and every HEARTBEAT_S
+    which exercises are still running. When this returns, every process the
+    graded code started has been killed and reaped."""
     if timeout <= 0:
         raise LabError(f"--timeout must be positive, got {timeout}")
     names = exercises(only)
     folder = target_folder(target)
     if not any((folder / f"{name}.py").is_file() for name in names):
         raise LabError(f"{folder} holds none of the exercise files ({', '.join(f'{n}.py' for n in names)})")
-    if folder != ROOT / "solutions" and (found := borrowed_answer(folder)):  # the reference itself is graded as it is
+    reference = folder == ROOT / "solutions"  # the reference itself is graded as it is
+    if not reference and (found := borrowed_answer(folder)):
         path, line, name = found
         raise LabError(f"{path} line {line} imports `{name}`, a reference answer: grading needs your own code")
     handed_in = read_tree(folder)
@@ -308,8 +379,12 @@ def run_checks(
     prefix, missing_fence = grade_sandbox.isolation() if sandbox else ([], "")
     if missing_fence:
         print(f"lab grade: note: grading without network isolation: {missing_fence}", file=sys.stderr)
+    say = progress or (lambda line: None)
+    started: dict[str, float] = {}
+    running: dict[str, dict[str, str]] = {name: {} for name in names}  # exercise -> the check it is on
 
-    def grade_one(name: str, tmp: Path) -> ExerciseScore:
+    def grade_one(name: str, tmp: Path, reaper: Reaper) -> ExerciseScore:
+        started[name] = time.monotonic()
         if not (folder / f"{name}.py").is_file():
             return _unscored(name, f"{name}.py is not in {folder}")
         if checks[f"test_{name}.py"] is None:
@@ -343,14 +418,49 @@ def run_checks(
         ]
         cmd += ["-p", "no:cacheprovider", "-c", "checks/pytest.ini", "--rootdir", "checks", "--confcutdir", "checks"]
         cmd += ["--basetemp", str(work / "tmp" / "pytest"), f"--timeout={timeout:g}"]
+        env = _child_env(work, sandbox, seconds)
+        env[ANSWERS] = json.dumps([] if reference else sorted(lab_answers([name])))
         key = secrets.token_bytes(32)
-        return score(name, run_child(cmd, _child_env(work, sandbox, seconds), work, key, seconds), key)
+        return score(name, run_child(cmd, env, work, key, seconds, reaper, running[name]), key, shown(folder))
 
+    say(
+        f"grading {len(names)} exercise{'s' * (len(names) > 1)} in {shown(folder)}, {min(WORKERS, len(names))} at a time"
+        f" (a check may take up to {timeout:g} s)"
+    )
     with (
         tempfile.TemporaryDirectory(prefix="lab-grade-", ignore_cleanup_errors=True) as tmp,
+        Reaper() as reaper,
         ThreadPoolExecutor(WORKERS) as pool,
     ):
-        return list(pool.map(lambda name: grade_one(name, Path(tmp)), names))
+        futures = {pool.submit(grade_one, name, Path(tmp), reaper): name for name in names}
+        try:
+            _follow(futures, started, running, say)
+        except BaseException:  # Ctrl-C or an error: stop the other children now rather than wait for them
+            for future in futures:
+                future.cancel()
+            reaper.stop()
+            raise
+        return [future.result() for future in futures]
+
+
+def _follow(
+    futures: dict, started: dict[str, float], running: dict[str, dict[str, str]], say: Callable[[str], None]
+) -> None:
+    """Wait for every exercise: a line as each finishes, one every HEARTBEAT_S naming those still running."""
+    pending, total = set(futures), len(futures)
+    while pending:
+        done, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+        now = time.monotonic()
+        for future in done:
+            s = future.result()
+            took = now - started.get(s.name, now)
+            say(f"  [{total - len(pending)}/{total}] {s.name:<18} {s.earned:>3}/{s.possible:<3} in {took:.0f} s")
+        busy = sorted(futures[f] for f in pending if futures[f] in started)
+        if not done and busy:
+            say(
+                "  ... still running: "
+                + ", ".join(f"{n} ({now - started[n]:.0f} s, {running[n].get('check', 'starting')})" for n in busy)
+            )
 
 
 def _child_env(work: Path, sandbox: bool, seconds: float) -> dict[str, str]:
@@ -372,23 +482,42 @@ def _child_env(work: Path, sandbox: bool, seconds: float) -> dict[str, str]:
     }
 
 
+def details_command(folder: Path, scores: list[ExerciseScore]) -> str | None:
+    """The command that reruns the failed checks of the files in `folder` with full tracebacks, from any folder."""
+    files = [
+        str(GRADING_DIR / f"test_{s.name}.py")
+        for s in scores
+        if s.earned < s.possible and (folder / f"{s.name}.py").is_file()
+    ]
+    if not files:
+        return None
+    return shlex.join([f"LAB_GRADE_TARGET={folder}", sys.executable, "-m", "pytest", *files])
+
+
 def main(args: argparse.Namespace) -> int:
-    """`lab grade`: exit 0 at full marks, 1 below. `--format` writes the scores for other tools, to `--out` or stdout."""
+    """`lab grade`: exit 0 at full marks, 1 below. `--format` writes the scores for other tools, to `--out` or stdout.
+
+    Progress goes to stderr as each exercise finishes; then every failing check
+    (`-v`: with its details) and the score table. A report is written only after
+    every process the graded code started is dead, and atomically."""
     out = Path(args.out) if args.out else None
     if out and out.exists() and not args.force:  # refused before anything is graded
         raise LabError(f"{out} exists; use --force to overwrite it")
-    scores = run_checks(args.target, args.only, args.timeout, args.sandbox)
+    scores = run_checks(
+        args.target, args.only, args.timeout, args.sandbox, lambda line: print(line, file=sys.stderr, flush=True)
+    )
     if args.format == "table" or out:
+        if failures := grade_report.format_failures(scores, getattr(args, "verbose", False)):
+            print(failures + "\n")
         print(grade_report.format_table(scores))
     if out or args.format != "table":
         report = grade_report.render(scores, args.format, str(target_folder(args.target)))
         if out:
-            out.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(out, lambda tmp: tmp.write_text(report))
             print(f"wrote {out} ({args.format})")
         else:
             print(report, end="")
     full = all(s.earned == s.possible for s in scores)
-    if not full and args.target in ("exercises", "solutions"):
-        print(f"\ndetails: LAB_GRADE_TARGET={args.target} pytest tests/grading/test_<exercise>.py", file=sys.stderr)
+    if not full and (command := details_command(target_folder(args.target), scores)):
+        print(f"\nfull tracebacks (from any folder): {command}", file=sys.stderr)
     return 0 if full else 1

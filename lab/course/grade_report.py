@@ -32,7 +32,8 @@ class CheckResult:
     name: str  # pytest node name inside the exercise's check file, e.g. "test_output_is_tanh_range"
     points: int
     earned: int
-    message: str = ""
+    message: str = ""  # one line: what failed, expected against got, where
+    detail: str = ""  # more lines for `lab grade -v`: the code line, the assertion's explanation
 
 
 @dataclass
@@ -57,6 +58,39 @@ def format_table(scores: list[ExerciseScore], width: int = 200) -> str:
     return "\n".join(rows)
 
 
+def _grouped(checks: list[CheckResult]) -> list[tuple[list[str], CheckResult]]:
+    """Failed checks with their message, consecutive checks that failed alike merged (one syntax error, not nine)."""
+    groups: list[tuple[list[str], CheckResult]] = []
+    for c in checks:
+        if c.earned == c.points:
+            continue
+        if groups and (groups[-1][1].message, groups[-1][1].detail) == (c.message, c.detail):
+            groups[-1][0].append(c.name.removeprefix("test_"))
+        else:
+            groups.append(([c.name.removeprefix("test_")], c))
+    return groups
+
+
+def format_failures(scores: list[ExerciseScore], verbose: bool = False) -> str:
+    """Every failed check, exercise by exercise, one line each (with `verbose`, its details below it)."""
+    lines = []
+    for s in scores:
+        failed = [c for c in s.checks if c.earned < c.points]
+        if not failed:
+            continue
+        lines.append(f"{s.name} ({s.earned}/{s.possible}): {len(failed)} of {len(s.checks)} checks failed")
+        for names, c in _grouped(s.checks):
+            label = f"all {len(names)} checks" if len(names) == len(s.checks) > 1 else ", ".join(names)
+            lines.append(f"  - {label}: {c.message}")
+            if verbose and c.detail:
+                lines += [f"      {line}" for line in c.detail.splitlines()]
+    return "\n".join(lines)
+
+
+def _output(c: CheckResult) -> str:
+    return f"{c.message}\n{c.detail}" if c.detail else c.message
+
+
 def as_json(scores: list[ExerciseScore], target: str) -> dict:
     return {
         "target": target,
@@ -74,6 +108,7 @@ def as_json(scores: list[ExerciseScore], target: str) -> dict:
                         "max_score": c.points,
                         "passed": c.earned == c.points,
                         "message": c.message,
+                        "detail": c.detail,
                     }
                     for c in s.checks
                 ],
@@ -91,7 +126,7 @@ def as_gradescope(scores: list[ExerciseScore]) -> dict:
             "score": float(c.earned),
             "max_score": float(c.points),
             "status": "passed" if c.earned == c.points else "failed",
-            "output": c.message,
+            "output": _output(c),
             "visibility": "visible",
         }
         for i, s in enumerate(scores, 1)
@@ -126,7 +161,7 @@ def as_junit(scores: list[ExerciseScore]) -> str:
         for c in s.checks:
             case = ET.SubElement(suite, "testcase", classname=f"exercises.{s.name}", name=c.name)
             if c.earned < c.points:
-                ET.SubElement(case, "failure", message=c.message, type="check failed").text = c.message
+                ET.SubElement(case, "failure", message=c.message, type="check failed").text = _output(c)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -1,7 +1,9 @@
 """Grading checks: which module set is graded, points per check.
 
 `LAB_GRADE_TARGET` picks the package the checks import: `solutions` (default,
-so a plain `pytest` run stays green) or `exercises` (a student's work). Each
+so a plain `pytest` run stays green), `exercises` (a student's work), or the
+path of any folder of exercise files, imported as package `exercises` the way
+`lab grade` grades it (`lab grade` prints that command for its failed checks). Each
 check file `test_exNN_<name>.py` grades module `<target>.exNN_<name>` through
 the `ex` fixture; the module is imported inside the fixture, so a broken
 student file fails its checks instead of stopping collection, and no student
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -32,7 +36,16 @@ HERE = Path(__file__).parent
 
 def pytest_configure(config: pytest.Config) -> None:
     if TARGET not in TARGETS:
-        raise pytest.UsageError(f"LAB_GRADE_TARGET must be one of {', '.join(TARGETS)}, got '{TARGET}'")
+        folder = Path(TARGET).expanduser()
+        if not folder.is_dir():
+            raise pytest.UsageError(
+                f"LAB_GRADE_TARGET must be one of {', '.join(TARGETS)} or a folder of exercise files, got '{TARGET}'"
+            )
+        package = types.ModuleType("exercises")  # the folder's files as `exercises.exNN_...`, whatever it is called
+        package.__path__ = [str(folder.resolve())]
+        for name in [n for n in sys.modules if n == "exercises" or n.startswith("exercises.")]:
+            del sys.modules[name]
+        sys.modules["exercises"] = package
     config.addinivalue_line("markers", "points(n): how many points a grading check is worth")
 
 
@@ -52,7 +65,8 @@ def exercise_of(path: Path) -> str:
 @pytest.fixture(scope="module")
 def ex(request: pytest.FixtureRequest):
     """The graded module: `<target>.exNN_<name>` for test file `test_exNN_<name>.py`."""
-    return importlib.import_module(f"{TARGET}.{exercise_of(request.path)}")
+    package = TARGET if TARGET in TARGETS else "exercises"
+    return importlib.import_module(f"{package}.{exercise_of(request.path)}")
 
 
 @pytest.fixture(scope="session")

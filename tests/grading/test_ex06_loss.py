@@ -21,25 +21,43 @@ def mean(values: list[float]) -> float:
 
 
 REAL, WRONG, FAKE = [2.0, -1.0, 0.5], [0.5, -0.5, 3.0], [-3.0, 1.0, 0.0]
+LABELS = {
+    "d_real": (REAL, 1, "real images with their own captions"),
+    "d_wrong": (WRONG, 0, "real images with a mismatched caption"),
+    "d_fake": (FAKE, 0, "generated images"),
+}
+
+
+def _off(name: str, got: float, expected: float) -> str:
+    """Expected against got, and the usual reason when the value gives it away."""
+    message = f"{name}: expected {expected:.4f}, got {got:.4f}"
+    if name in LABELS:
+        logits, label, what = LABELS[name]
+        if got == pytest.approx(mean([bce(x, 1 - label) for x in logits]), rel=1e-4):
+            return f"{message}: that is BCE with label {1 - label}; {what} get label {label}"
+        if got == pytest.approx(sum(bce(x, label) for x in logits), rel=1e-4):
+            return f"{message}: that is the sum over the batch; take the mean"
+    return message
 
 
 @pytest.mark.points(3)
 def test_discriminator_loss_values(ex):
     out = ex.GanClsLoss().discriminator_loss(torch.tensor(REAL), torch.tensor(WRONG), torch.tensor(FAKE))
-    assert isinstance(out, LossOutput)
+    assert isinstance(out, LossOutput), f"expected a LossOutput(total, terms), got {type(out).__name__}"
     expected = {
         "d_real": mean([bce(x, 1) for x in REAL]),
         "d_wrong": mean([bce(x, 0) for x in WRONG]),
         "d_fake": mean([bce(x, 0) for x in FAKE]),
     }
-    assert set(out.terms) == set(expected)
+    assert set(out.terms) == set(expected), f"terms: expected {sorted(expected)}, got {sorted(out.terms)}"
     for name, value in expected.items():
         term = out.terms[name]  # a float, as the exercise asks; the lab's own recipe keeps a detached 0-d tensor
         assert isinstance(term, float) or (torch.is_tensor(term) and term.dim() == 0 and not term.requires_grad), (
             f"{name}: give its float value"
         )
-        assert float(term) == pytest.approx(value, rel=1e-5), name
-    assert out.total.item() == pytest.approx(sum(expected.values()), rel=1e-5)
+        assert float(term) == pytest.approx(value, rel=1e-5), _off(name, float(term), value)
+    total = sum(expected.values())
+    assert out.total.item() == pytest.approx(total, rel=1e-5), _off("total", out.total.item(), total)
 
 
 @pytest.mark.points(1)
@@ -47,7 +65,10 @@ def test_discriminator_loss_is_low_when_d_is_right(ex):
     loss = ex.GanClsLoss()
     right = loss.discriminator_loss(torch.full((4,), 8.0), torch.full((4,), -8.0), torch.full((4,), -8.0)).total
     wrong = loss.discriminator_loss(torch.full((4,), -8.0), torch.full((4,), 8.0), torch.full((4,), 8.0)).total
-    assert right < 0.01 < 20 < wrong
+    assert right < 0.01, (
+        f"D right about everything (real +8, wrong and fake -8): expected a loss < 0.01, got {right:.4f}"
+    )
+    assert wrong > 20, f"D wrong about everything (real -8, wrong and fake +8): expected a loss > 20, got {wrong:.4f}"
 
 
 def _generator_inputs() -> dict:
@@ -76,11 +97,13 @@ def test_generator_loss_values(ex):
     x = _generator_inputs()
     out = ex.GanClsLoss().generator_loss(**x)
     expected = _reference_terms(x)
-    assert set(out.terms) == set(expected)
+    assert set(out.terms) == set(expected), f"terms: expected {sorted(expected)}, got {sorted(out.terms)}"
     for name, value in expected.items():
-        assert out.terms[name] == pytest.approx(value, rel=1e-5), name
+        assert out.terms[name] == pytest.approx(value, rel=1e-5), _off(name, float(out.terms[name]), value)
     total = expected["g_adv"] + 100 * expected["g_feature"] + 50 * expected["g_l1"]
-    assert out.total.item() == pytest.approx(total, rel=1e-5)
+    assert out.total.item() == pytest.approx(total, rel=1e-5), (
+        _off("total", out.total.item(), total) + " (g_adv + 100 * g_feature + 50 * g_l1)"
+    )
 
 
 @pytest.mark.points(1)
@@ -88,14 +111,18 @@ def test_generator_loss_weights(ex):
     x = _generator_inputs()
     expected = _reference_terms(x)
     out = ex.GanClsLoss(feature_weight=2.0, l1_weight=0.0).generator_loss(**x)
-    assert out.total.item() == pytest.approx(expected["g_adv"] + 2 * expected["g_feature"], rel=1e-5)
+    total = expected["g_adv"] + 2 * expected["g_feature"]
+    assert out.total.item() == pytest.approx(total, rel=1e-5), (
+        _off("total with feature_weight=2, l1_weight=0", out.total.item(), total)
+        + ": use the weights given to __init__"
+    )
 
 
 @pytest.mark.points(2)
 def test_gradients_flow_to_fakes_only(ex):
     x = {k: v.clone().requires_grad_() for k, v in _generator_inputs().items()}
     out = ex.GanClsLoss().generator_loss(**x)
-    assert out.total.dim() == 0
+    assert out.total.dim() == 0, f"total: expected one number (a 0-d tensor), got shape {tuple(out.total.shape)}"
     out.total.backward()
     for name in ("fake_logits", "fake_features", "fake_images"):
         assert x[name].grad is not None and x[name].grad.abs().sum() > 0, f"no gradient reaches {name}"
