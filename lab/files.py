@@ -108,7 +108,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise LabError(
-                f"cannot write {path}: {e.strerror or e}{remedy(e)} (any previous version of it is unchanged)"
+                f"cannot write {path}: {e.strerror or e} (any previous version of it is unchanged){remedy(e)}"
             ) from None
         raise
 

@@ -183,7 +183,7 @@ def test_disk_full_keeps_the_old_file_and_removes_the_temp(tmp_path):
 
     with pytest.raises(
         LabError,
-        match=r"cannot write .*checkpoint\.pt: No space left on device; free some space on that disk .*\(any previous",
+        match=r"cannot write .*checkpoint\.pt: No space left on device \(any previous version of it is unchanged\); free some",
     ):
         atomic_write(target, fills_the_disk)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]

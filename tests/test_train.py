@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -105,14 +106,14 @@ def test_resume_continues_exactly_after_an_epoch_or_a_ctrl_c(tiny_config, tmp_pa
 
     def step_then_ctrl_c(*args):
         calls[0] += 1
-        if calls[0] == 5:  # inside epoch 2
-            raise KeyboardInterrupt
+        if calls[0] == 5:  # epoch 2, step 2: a real first Ctrl-C, so this step still finishes
+            os.kill(os.getpid(), signal.SIGINT)
         return real_step(*args)
 
     monkeypatch.setattr(train_module, "train_step", step_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(out_dir=str(interrupted)), progress=False)
-    assert (load_checkpoint(interrupted)["epoch"], load_checkpoint(interrupted)["step"]) == (1, 1)
+    assert (load_checkpoint(interrupted)["epoch"], load_checkpoint(interrupted)["step"]) == (1, 2)
     monkeypatch.setattr(train_module, "train_step", real_step)
     train(tiny_config(out_dir=str(interrupted)), resume=interrupted, progress=False)
     _assert_same(_weights(straight), _weights(interrupted))
@@ -357,15 +358,15 @@ def test_resume_on_another_process_count_restarts_the_interrupted_epoch(tiny_con
 
     def ctrl_c_on_second_step(*args):
         calls[0] += 1
-        if calls[0] == 2:
-            raise KeyboardInterrupt
+        if calls[0] == 2:  # a real first Ctrl-C: this step finishes, then the run saves and stops
+            os.kill(os.getpid(), signal.SIGINT)
         return real_step(*args)
 
     monkeypatch.setattr(train_module, "train_step", ctrl_c_on_second_step)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(out_dir=str(run), epochs=1), progress=False)
     state = load_checkpoint(run)
-    assert (state["epoch"], state["step"]) == (0, 1)
+    assert (state["epoch"], state["step"]) == (0, 2)
     state["world"], state["rng"] = 2, state["rng"] * 2  # as if saved by a 2-process torchrun job
     torch.save(state, run / "checkpoint.pt")
     monkeypatch.setattr(train_module, "train_step", real_step)
