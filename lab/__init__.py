@@ -6,7 +6,8 @@ contracts, checked by the test suite; the picture is in docs/plugins.md):
     cli                      the `lab` command: parsers only
     experiments | course     sweeps and the compare page | grading and the quiz
     evaluation               FID, k-NN scores, alignment, the synthetic flowers' attribute reader
-    train | sample           the trainer | caption -> image (Pipeline), `lab generate`
+    train                    the trainer (writes sample grids through lab.sample)
+    sample                   caption -> image (Pipeline), `lab generate`
     checkpoint               run directories: config, weights, checkpoint, metrics
     data                     captions, the dataset, synthetic sets, downloads, weights
     parts                    interfaces, the registries, building parts from a config

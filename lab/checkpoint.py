@@ -62,6 +62,11 @@ def read_run_config(run_dir: str | Path) -> tuple[ExperimentConfig, int]:
         raise LabError(f"{path}: {e}") from None
 
 
+def trust_flag(config: ExperimentConfig) -> str:
+    """ " --trust-code" when the run names code to import (so a command the lab suggests for it works), else ""."""
+    return " --trust-code" if code_specs(config) else ""
+
+
 def trusted_run_config(run_dir: str | Path, trust_code: bool = False) -> tuple[ExperimentConfig, int]:
     """`read_run_config`, refused in one line when it names a part by `module:attribute` (code the lab would
     import) unless `trust_code`: nothing a run folder names is imported before this check."""
@@ -89,6 +94,7 @@ RUN_OUTPUTS = (
     "eval.json",
     "eval.png",
     "nearest.png",
+    "generated",  # `lab generate`'s default output folder
 )
 # Settings a resumed run may change: how long it trains, its learning rates from here on, the machine and its
 # kernels, and what it logs. Everything else (data, parts, batch size, seed, ...) is what the run computes.
@@ -129,7 +135,7 @@ def prepare_run_dir(run_dir: Path, config: ExperimentConfig, resume: bool, force
         return changed
     if (run_dir / CHECKPOINT).is_file() and not force:
         raise LabError(
-            f"{run_dir} already holds a run; use --resume {run_dir} to continue it, another --out_dir, "
+            f"{run_dir} already holds a run; use --resume {run_dir}{trust_flag(config)} to continue it, another --out_dir, "
             "or --force to train a new run in its place (its files are deleted)"
         )
     try:

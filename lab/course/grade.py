@@ -491,7 +491,7 @@ def details_command(folder: Path, scores: list[ExerciseScore]) -> str | None:
     ]
     if not files:
         return None
-    return shlex.join([f"LAB_GRADE_TARGET={folder}", sys.executable, "-m", "pytest", *files])
+    return f"LAB_GRADE_TARGET={shlex.quote(str(folder))} " + shlex.join([sys.executable, "-m", "pytest", *files])
 
 
 def main(args: argparse.Namespace) -> int:

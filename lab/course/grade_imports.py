@@ -1,7 +1,7 @@
 """Which reference answers a handed-in file reaches, read from its syntax tree before anything runs.
 
-`lab grade` refuses a file that imports `solutions` or one of the lab objects
-the solutions re-export (`plugins.dcgan.DCGANGenerator`, ...), however it is
+`lab grade` refuses a file that imports `solutions` or one of the lab's own
+answers (`LAB_ANSWERS` in the manifest: `plugins.dcgan.DCGANGenerator`, ...), however it is
 spelled: `from m import name`, an import under another name
 (`import lab.data.captions as _c` then `_c.load_captions`), a module object
 from `importlib.import_module(...)`, `__import__(...)` or `sys.modules[...]`,

@@ -137,6 +137,7 @@ def download_flowers(
     dest = Path(dest)
     archive, part = dest / ARCHIVE, dest / f"{ARCHIVE}.part"
     check_folder(dest, "--dest", force, ignore=(archive.name, part.name))
+    again = "run the command again to resume"
     try:
         dest.mkdir(parents=True, exist_ok=True)
         if not archive.exists():
@@ -148,12 +149,13 @@ def download_flowers(
             os.replace(part, archive)
         else:
             verify_archive(archive, sha256)
+        again = "run the command again with --force (what was extracted is written over)"
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(dest)
     except OSError as e:  # disk full, no permission, a connection dropped mid-download (requests errors are OSErrors)
         reason = (e.strerror or str(e) or type(e).__name__).splitlines()[0]
         fix = remedy(e) or "; fix that"
-        raise LabError(f"{e.filename or dest}: {reason}{fix}, and run the command again to resume") from None
+        raise LabError(f"{e.filename or dest}: {reason}{fix}, and {again}") from None
     return dest
 
 

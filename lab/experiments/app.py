@@ -68,7 +68,7 @@ def run_label(run: Run) -> str:
     if eval_path.is_file():
         lines += score_lines(eval_path)
     else:
-        lines.append(f"\nno scores yet: `lab eval --run {run.dir}`")
+        lines.append(f"\nno scores yet: `lab eval --run {run.dir}{trust_flag(c)}`")
     return "\n".join(lines)
 
 
@@ -87,7 +87,7 @@ def score_lines(eval_path: Path) -> list[str]:
         head = f"\n`lab eval` at epoch {scores['epoch']} ({protocol['generated_images']} generated vs {protocol['real_images']} real {protocol['split']} images):"
         return [head] + [f"- {name}: {value}" for name, value in summary_rows(scores)]
     except (OSError, ValueError, LookupError, TypeError, AttributeError) as e:  # unreadable, not JSON, keys missing
-        note = f"{eval_path} is damaged or not from `lab eval` ({type(e).__name__}); run `lab eval --run {eval_path.parent}` again"
+        note = f"{eval_path} is damaged or not from `lab eval` ({type(e).__name__}); run `lab eval --run {eval_path.parent}` again (with --trust-code if the run names code)"
         print(f"note: {note}", file=sys.stderr)
         return [f"\nno scores: {note}"]
 

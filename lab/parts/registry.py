@@ -10,7 +10,7 @@ plugins import it, never the other way round. Any registry also accepts
 Installed plugins are code the user chose to install; a `module:attribute`
 spec is code too, so it is imported only where the user typed it (the command
 line, their own config file) or said to trust it (`--trust-code`): a run
-folder's `config.json` is data (see `lab.checkpoint.check_code`).
+folder's `config.json` is data (see `lab.checkpoint.trusted_run_config`).
 """
 
 from __future__ import annotations

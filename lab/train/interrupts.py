@@ -22,15 +22,16 @@ def _on_main_thread() -> bool:
 
 @contextmanager
 def sigint_held() -> Iterator[None]:
-    """Hold Ctrl-C back for the duration (a no-op off the main thread, where Python takes no signals)."""
+    """Hold Ctrl-C back for the duration (a no-op off the main thread, where Python takes no signals). Nests:
+    only the outermost block lets a held Ctrl-C through."""
     if not _on_main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a held Ctrl-C is delivered here
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # outermost exit: a held Ctrl-C is delivered here
 
 
 @contextmanager

@@ -6,6 +6,7 @@ they were before it, and the resumed run repeats that step exactly."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -59,4 +60,10 @@ class RunRandomness:
         if "cuda" in states and self.device.type == "cuda":
             torch.cuda.set_rng_state(states["cuda"], self.device)
         if self.augment is not None:
-            self.augment.set_state(states["augment"])
+            saved = states.get("augment")
+            if saved is not None and saved.numel() == self.augment.get_state().numel():
+                self.augment.set_state(saved)
+            else:  # a CUDA generator's state does not fit a CPU one: resumed on another kind of device
+                print(
+                    "note: DiffAugment's random draws start afresh (saved on another kind of device)", file=sys.stderr
+                )

@@ -37,6 +37,7 @@ from lab.checkpoint import (
     record_resume,
     save_checkpoint,
     save_run_config,
+    trust_flag,
     trusted_run_config,
 )
 from lab.config import ExperimentConfig
@@ -322,10 +323,10 @@ class Trainer:
 
     def _sync(self) -> dict[str, float]:
         """The pending steps' terms into the epoch's sums (see `LossMeter`); returns the last step's terms."""
-        if self.state.epoch:
-            kept = f"the last good checkpoint (epoch {self.state.epoch}) is kept in {self.run_dir}"
+        if (self.run_dir / CHECKPOINT).exists():
+            kept = f"the last good checkpoint is kept in {self.run_dir}"
         else:
-            kept = "no epoch had finished, so no checkpoint was saved"
+            kept = "no checkpoint had been saved yet"
         where = f"epoch {self.state.epoch + 1} step {{step}}; training stopped, {kept}; try a lower --lr"
         had_steps = bool(self.meter.pending)
         last, means = self.meter.sync(self.state.sums, self.state.step, where)
@@ -361,10 +362,10 @@ class Trainer:
         return already
 
     def _end_epoch(self, steps: int, images_per_s: float) -> None:
-        self._sync()  # what a time limit cut short of the last sync
         state = self.state
-        means = self.dist.mean({k: v / max(steps, 1) for k, v in state.sums.items()})  # the logged losses, all ranks
-        with sigint_held():  # the epoch's bookkeeping and its checkpoint land together
+        with sigint_held():  # the epoch's sums, its bookkeeping and its checkpoint land together
+            self._sync()  # what a time limit cut short of the last sync
+            means = self.dist.mean({k: v / max(steps, 1) for k, v in state.sums.items()})  # logged losses, all ranks
             state.epoch, state.step, state.sums = state.epoch + 1, 0, {}
             row = {k: round(v, 6) for k, v in means.items()}
             state.history.append({"epoch": state.epoch, **row, "images_per_s": round(images_per_s, 1)})
@@ -393,7 +394,8 @@ def train(
     # One process per run directory; under torchrun, rank 0 holds the lock for the job.
     with run_lock(run_dir) if rank0 else nullcontext():
         if rank0:
-            remove_orphan_temps(run_dir)  # what a kill -9 in the middle of a write left (we hold the lock)
+            for folder in (run_dir, run_dir / "samples"):  # what a kill -9 mid-write left (we hold the lock)
+                remove_orphan_temps(folder)
         changed = prepare_run_dir(run_dir, config, bool(resume), force) if rank0 else {}
         trainer = Trainer(config, run_dir, resume=bool(resume), progress=progress)
         record_resume(run_dir, config, changed, trainer.state.epoch, trainer.state.step)
@@ -411,7 +413,11 @@ def train(
                     trainer.save()
                     said = f"interrupted at epoch {trainer.state.epoch + 1} step {trainer.state.step}; saved"
                 if trainer.dist.main:
-                    then = f"Continue with: lab train --resume {run_dir}" if (run_dir / CHECKPOINT).exists() else ""
+                    then = (
+                        f"Continue with: lab train --resume {run_dir}{trust_flag(config)}"
+                        if (run_dir / CHECKPOINT).exists()
+                        else ""
+                    )
                     print(f"\n{said}. {then or 'Nothing to resume: start the run again.'}", file=sys.stderr)
             raise
         finally:
