@@ -26,7 +26,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from lab.checkpoint import Run
+from lab.checkpoint import Run, trust_flag
 from lab.data.captions import MAX_CAPTION_CHARS
 from lab.errors import LabError
 from lab.evaluation.evaluate import EVAL_JSON, summary_rows
