@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab {args.command}: error: unfinished exercise: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # long commands save what they finished (caches, checkpoints) before this
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # more Ctrl-C while the process exits change nothing
         print(f"lab {args.command}: interrupted", file=sys.stderr)
         return 130
 
