@@ -1,11 +1,13 @@
 """A quality ruler for the synthetic flowers: does G draw what the caption says, and does its noise matter?
 
 - Attribute accuracy: a small CNN (`AttributeReader`) reads all four attributes (petal colour,
-  centre colour, petal count, petal shape) back from an image. It is trained once on freshly drawn
-  real flowers (its own seeds, never a data set's), drawn and loaded exactly as the data pipeline
-  delivers data-set images, and it must read held-out real flowers at >= 98% per attribute, so a
-  low score on generated images is the generator's fault, not the ruler's. The same ruler read on
-  fresh real drawings of the same attributes gives the score to print beside the generated one.
+  centre colour, petal count, petal shape) back from an image. It is trained once per style of
+  set (`reader_settings`: classic or photo) on freshly drawn real flowers of that style (its own
+  seeds, never a data set's), drawn and loaded exactly as the data pipeline delivers data-set
+  images, and it must read held-out real flowers at >= 98% (classic) or >= 95% (photo) per
+  attribute, so a low score on generated images is the generator's fault, not the ruler's. The
+  same ruler read on fresh real drawings of the same attributes gives the score to print beside
+  the generated one.
 - Evaluation captions (`eval_captions`): half describe test-split flowers, half describe attribute
   combinations no train-split flower has, so the score also says whether G composes attributes it
   never saw together. Every caption names all four attributes.
@@ -17,9 +19,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import itertools
 import json
+import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,9 +40,6 @@ from lab.errors import LabError
 from lab.files import atomic_save, load_cache
 from lab.pixels import from_pil
 
-READ_SIZE = (
-    32  # measured: colour, count and shape all read at 100% on held-out flowers at 32px, and it keeps training cheap
-)
 DIVERSITY_SIZE = 32  # position, rotation and leaves still show; pixel noise and fine texture do not count as variety
 # Reported attribute name -> (key in a synthetic attrs dict, the values it takes).
 ATTRIBUTES = {
@@ -53,6 +54,8 @@ ATTRIBUTES = {
 class ReaderSettings:
     """How the reader is trained; every field is part of its cache key."""
 
+    style: str = "classic"  # the synthetic style it learns to read (`lab.data.synthetic.STYLES`)
+    read_size: int = 32  # classic, measured: colour, count and shape all read at 100% on held-out flowers at 32px, and it keeps training cheap
     train_images: int = 3000
     held_out_images: int = 1000
     steps: int = 400
@@ -62,13 +65,30 @@ class ReaderSettings:
     seed: int = 1000  # attrs from seed (train) and seed + 1 (held out), pixels from seed + 10_000 and + 10_001: no data set uses these
 
 
+PHOTO_TRAIN, PHOTO_STEPS = 12_000, 1500
+
+
+def reader_settings(style: str) -> ReaderSettings:
+    """The reader for a style. Photos hide more: a bloom a fifth of the frame across still has to
+    show its petals, so the photo reader reads at 64px and learns from more drawings and steps."""
+    synthetic.get_style(style)  # refuses unknown styles
+    if style == "photo":
+        return ReaderSettings(style="photo", read_size=64, train_images=PHOTO_TRAIN, steps=PHOTO_STEPS)
+    return ReaderSettings()
+
+
 def draw_real(
-    attrs: list[dict], image_size: int, seed: int, progress: bool = False, desc: str = "drawing real flowers"
+    attrs: list[dict],
+    image_size: int,
+    seed: int,
+    progress: bool = False,
+    desc: str = "drawing real flowers",
+    style: str = "classic",
 ) -> torch.Tensor:
-    """uint8 [N, 3, S, S]: one fresh real flower per attrs dict, as the data pipeline would load it."""
+    """uint8 [N, 3, S, S]: one fresh real flower of `style` per attrs dict (in a fresh scene), as the data pipeline would load it."""
     rng = random.Random(seed)
     images = [
-        from_pil(synthetic.draw_as_loaded(a, image_size, rng))
+        from_pil(synthetic.draw_as_loaded(a, image_size, rng, style=style))
         for a in tqdm(attrs, desc=desc, disable=not progress, unit="img")
     ]
     return torch.stack(images) if images else torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
@@ -87,32 +107,31 @@ class AttributeReader(nn.Module):
     The features are flattened, not pooled: counting petals needs to know where things are.
     """
 
-    def __init__(self, image_size: int, width: int = ReaderSettings.width):
+    def __init__(self, image_size: int, width: int = ReaderSettings.width, read_size: int = ReaderSettings.read_size):
         super().__init__()
-        self.image_size = image_size
+        self.image_size, self.read_size = image_size, read_size
         self.held_out: dict[str, float] = {}  # accuracy per attribute on held-out real flowers, set when trained
         layers: list[nn.Module] = []
-        channels = [3, width, width * 2, width * 4, width * 4]
-        for i, (c_in, c_out) in enumerate(
-            itertools.pairwise(channels)
-        ):  # 32 -> 16 -> 8 -> 4 pixels, then one more conv
+        pools = int(math.log2(read_size // 4))  # halve down to 4x4 pixels: 3 times at 32px, 4 at 64px
+        channels = [3, width, width * 2] + [width * 4] * (pools - 1)
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):  # the last conv keeps the 4x4
             layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            layers += [nn.MaxPool2d(2)] if i < 3 else []
+            layers += [nn.MaxPool2d(2)] if i < pools else []
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Sequential(
-            nn.Linear(channels[-1] * (READ_SIZE // 8) ** 2, 256),
+            nn.Linear(channels[-1] * 4 * 4, 256),
             nn.ReLU(inplace=True),
             nn.Linear(256, sum(len(v) for _, v in ATTRIBUTES.values())),
         )
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [N, 3, S, S] -> float [-1, 1] at READ_SIZE (area downsampling)."""
+        """uint8 [N, 3, S, S] -> float [-1, 1] at `read_size` (area downsampling, bilinear up)."""
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != self.image_size:
             raise LabError(
                 f"the attribute reader reads uint8 [N, 3, {self.image_size}, {self.image_size}] images, got {images.dtype} {list(images.shape)}"
             )
         x = images.float().div(127.5).sub(1.0)
-        return F.interpolate(x, size=READ_SIZE, mode="area")
+        return F.interpolate(x, size=self.read_size, mode="area" if self.read_size <= self.image_size else "bilinear")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Prepared images -> one logit tensor per attribute."""
@@ -145,7 +164,7 @@ def _random_attrs(n: int, seed: int) -> list[dict]:
 def train_reader(
     image_size: int, settings: ReaderSettings = ReaderSettings(), progress: bool = True
 ) -> AttributeReader:
-    """Train on freshly drawn real flowers, then measure `held_out` on flowers drawn with another seed.
+    """Train on freshly drawn real flowers of `settings.style`, then measure `held_out` on flowers drawn with another seed.
 
     Mirrored and quarter-turned flowers are the same flowers (the renderer draws every rotation),
     so each batch gets one of those 8 symmetries for free.
@@ -157,10 +176,11 @@ def train_reader(
         image_size,
         settings.seed + 10_000,
         progress,
-        f"drawing real flowers for the attribute reader ({image_size}px, once)",
+        f"drawing {settings.style} flowers for the attribute reader ({image_size}px, once)",
+        settings.style,
     )
     torch.manual_seed(settings.seed)
-    reader = AttributeReader(image_size, settings.width)
+    reader = AttributeReader(image_size, settings.width, settings.read_size)
     x, y = reader.prepare(x), labels(train_attrs)
     opt = torch.optim.AdamW(reader.parameters(), lr=settings.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.steps)
@@ -178,26 +198,28 @@ def train_reader(
         opt.step()
         schedule.step()
     held_attrs = _random_attrs(settings.held_out_images, settings.seed + 1)
-    held = draw_real(held_attrs, image_size, settings.seed + 10_001, progress, "drawing held-out real flowers")
+    held = draw_real(
+        held_attrs, image_size, settings.seed + 10_001, progress, "drawing held-out real flowers", settings.style
+    )
     reader.held_out = {k: v for k, v in attribute_accuracy(reader, held, held_attrs).items() if k in ATTRIBUTES}
     return reader.eval()
 
 
 def reader_cache_path(image_size: int, cache_dir: Path, settings: ReaderSettings = ReaderSettings()) -> Path:
-    """Keyed by image size, the renderer's source (a changed drawing is a changed data set) and the settings."""
-    digest = hashlib.sha1(inspect.getsource(synthetic).encode())
-    digest.update(
-        json.dumps({"image_size": image_size, "read_size": READ_SIZE, **asdict(settings)}, sort_keys=True).encode()
-    )
-    return Path(cache_dir) / "quality" / f"reader-{image_size}px-{digest.hexdigest()[:16]}.pt"
+    """Keyed by image size, the style's renderer source (a changed drawing is a changed data set) and the settings."""
+    digest = hashlib.sha1()
+    for module in synthetic.get_style(settings.style).modules:
+        digest.update(inspect.getsource(importlib.import_module(module)).encode())
+    digest.update(json.dumps({"image_size": image_size, **asdict(settings)}, sort_keys=True).encode())
+    return Path(cache_dir) / "quality" / f"reader-{settings.style}-{image_size}px-{digest.hexdigest()[:16]}.pt"
 
 
 def load_reader(
     image_size: int, cache_dir: str | Path, settings: ReaderSettings = ReaderSettings(), progress: bool = True
 ) -> AttributeReader:
-    """The reader for `image_size`, trained on first use and cached under `cache_dir/quality/`."""
+    """The reader for `image_size` and `settings.style`, trained on first use and cached under `cache_dir/quality/`."""
     path = reader_cache_path(image_size, Path(cache_dir), settings)
-    reader = AttributeReader(image_size, settings.width)
+    reader = AttributeReader(image_size, settings.width, settings.read_size)
     blob = load_cache(path, lambda b: isinstance(b, dict) and reader.load_state_dict(b["weights"]) is not None)
     if blob is not None:
         reader.held_out = blob["held_out"]
@@ -269,7 +291,8 @@ def eval_captions(data_dir: str | Path, n: int, seed: int = 0) -> list[EvalCapti
         return [order[i % len(order)] for i in range(k)]
 
     chosen = [(a, False) for a in pick(test, n - n_unseen)] + [(a, True) for a in pick(unseen, n_unseen)]
-    return [EvalCaption(synthetic.full_caption(a), a, flag) for a, flag in chosen]
+    style = synthetic.data_style(data_dir)
+    return [EvalCaption(synthetic.full_caption(a, style), a, flag) for a, flag in chosen]
 
 
 def diversity(images: torch.Tensor) -> float:
@@ -288,17 +311,17 @@ def diversity(images: torch.Tensor) -> float:
 
 
 def diversity_scores(
-    generated: torch.Tensor, attrs: list[dict], seed: int = 0, progress: bool = False
+    generated: torch.Tensor, attrs: list[dict], seed: int = 0, progress: bool = False, style: str = "classic"
 ) -> dict[str, float]:
     """{generated, real, ratio}: `diversity` of G's images [C, K, 3, S, S] for captions with these `attrs`,
-    and of K fresh real drawings of each caption's attributes at the same size."""
+    and of K fresh real drawings (of `style`) of each caption's attributes at the same size."""
     if len(attrs) != len(generated):
         raise LabError(
             f"diversity needs one attrs dict per caption, got {len(generated)} captions and {len(attrs)} attrs"
         )
     c, k, _, size, _ = generated.shape
     real = draw_real(
-        [a for a in attrs for _ in range(k)], size, seed, progress, "drawing real flowers for diversity"
+        [a for a in attrs for _ in range(k)], size, seed, progress, "drawing real flowers for diversity", style
     ).view(c, k, 3, size, size)
     fake_score, real_score = diversity(generated), diversity(real)
     return {"generated": fake_score, "real": real_score, "ratio": fake_score / real_score}
