@@ -5,7 +5,7 @@ caption leaves only the turn free and a pixel loss against the paired image is n
 teacher. Real photos are one-to-many, and so is this set: every image draws a fresh *scene* around
 the caption's four attributes (petal colour, centre colour, petal count, petal shape):
 
-- framing: the main bloom from small (a fifth of the frame across) to a close-up cut by the frame,
+- framing: the main bloom from small (half the frame across) to a close-up cut by the frame,
   anywhere in it; camera tilt foreshortens it into an ellipse, at any turn;
 - light: one light direction shades each petal along its length (darker at the base, the side
   facing the light brighter) and the whole picture by an exposure factor;
@@ -14,9 +14,10 @@ the caption's four attributes (petal colour, centre colour, petal count, petal s
 - the camera: sometimes defocus, always some sensor noise, JPEG at a quality of 60-95.
 
 The attributes stay readable by construction (the lab's photo-style reader reads them from
-held-out drawings; `docs/training.md` has its scores): the main bloom is never smaller than a
-fifth of the frame, its centre always lies inside the frame, petals have darker edges so they can
-be counted, and the blooms behind carry the same attributes, so they never contradict the caption.
+held-out drawings; `docs/training.md` has its scores): the main bloom is never narrower than
+two fifths of the frame, however tilted, its centre always lies inside the frame, petals have
+darker edges so they can be counted, and the blooms behind carry the same attributes, so they
+never contradict the caption.
 
 Captions are Reed-style: many templates, synonyms ("center", "middle", "stamen", "pistil";
 "pointed", "pointy", "sharp"), and some name only one or two attributes, as people's captions do.
@@ -33,7 +34,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from lab.data.synthetic import CENTRE_COLOURS, COUNT_WORDS, PETAL_COLOURS, _jitter, _petal
 
 BACKGROUNDS = ("foliage", "soil", "sky", "dark")
-MIN_BLOOM, MAX_BLOOM = 0.2, 0.62  # radius of the main bloom as a fraction of the frame side
+MIN_BLOOM, MAX_BLOOM = 0.25, 0.62  # radius of the main bloom as a fraction of the frame side
+MIN_FACE = 0.2  # the tilted bloom's shortest radius, likewise: smaller, and 64px photos hide the petal count
+MAX_TILT = 55.0  # degrees
 JPEG_QUALITIES = (60, 95)
 
 # Colours of the backgrounds: (base, the colours of the blurred shapes on it).
@@ -48,13 +51,15 @@ STEM, LEAF = (55, 120, 45), (45, 115, 40)
 
 def random_scene(rng: random.Random) -> dict:
     """The nuisance values of one picture: everything a caption does not say (kept in attributes.json)."""
+    radius = math.exp(rng.uniform(math.log(MIN_BLOOM), math.log(MAX_BLOOM)))
+    steepest = min(MAX_TILT, math.degrees(math.acos(MIN_FACE / radius)))
     return {
         "background": rng.choice(BACKGROUNDS),
-        "radius": round(math.exp(rng.uniform(math.log(MIN_BLOOM), math.log(MAX_BLOOM))), 3),
+        "radius": round(radius, 3),
         "x": round(rng.uniform(0.22, 0.78), 3),
         "y": round(rng.uniform(0.22, 0.78), 3),
         "turn": round(rng.uniform(0, 2 * math.pi), 3),
-        "tilt": round(rng.uniform(0.0, 55.0), 1),  # degrees: the bloom's face is squashed by cos(tilt)
+        "tilt": round(rng.uniform(0.0, steepest), 1),  # degrees: the bloom's face is squashed by cos(tilt)
         "tilt_axis": round(rng.uniform(0, math.pi), 3),
         "light": round(rng.uniform(0, 2 * math.pi), 3),
         "light_strength": round(rng.uniform(0.05, 0.3), 3),
@@ -72,7 +77,7 @@ def _scaled(colour: tuple[int, ...], factor: float) -> tuple[int, ...]:
 
 
 def _background(kind: str, side: int, rng: random.Random) -> Image.Image:
-    """A blurred backdrop of one kind at `side` pixels (drawn small: blur is what it is made of)."""
+    """A backdrop of one kind at `side` pixels, to be blurred with the blooms behind (drawn small: blur is what it is made of)."""
     base, shapes = BACKGROUND_COLOURS[kind]
     image = Image.new("RGB", (side, side), _jitter(base, rng, 15))
     draw = ImageDraw.Draw(image)
@@ -83,7 +88,7 @@ def _background(kind: str, side: int, rng: random.Random) -> Image.Image:
     for _ in range(rng.randint(6, 14)):
         x, y, r = rng.uniform(0, side), rng.uniform(0, side), rng.uniform(0.04, 0.2 if kind != "soil" else 0.08) * side
         draw.ellipse([x - r, y - r * rng.uniform(0.5, 1), x + r, y + r], fill=_jitter(rng.choice(shapes), rng, 15))
-    return image.filter(ImageFilter.GaussianBlur(side / 50))
+    return image
 
 
 def _tilt(scene: dict) -> tuple[float, float, float, float]:
@@ -108,7 +113,7 @@ def _bloom(draw: ImageDraw.ImageDraw, attrs: dict, scene: dict, cx: float, cy: f
         length = radius * rng.uniform(0.92, 1.05)
         # shading along the petal: three nested bands, darker towards the base
         for scale, shade in ((1.0, 1.0), (0.68, 0.9), (0.4, 0.78)):
-            petal = _petal(0, 0, angle, length * scale, width / 2 * (0.5 + 0.5 * scale), shape)
+            petal = _petal(0, 0, angle, length * scale, width / 2 * (0.5 + 0.5 * scale), shape, steps=12)
             edge = _scaled(colour, lit * 0.62) if scale == 1.0 else None
             draw.polygon(_place(petal, m, cx, cy), fill=_scaled(colour, lit * shade), outline=edge)
     centre = CENTRE_COLOURS[attrs["centre_colour"]]
@@ -148,7 +153,7 @@ def draw_photo(attrs: dict, size: int, rng: random.Random) -> tuple[Image.Image,
         sub = {**scene, "turn": rng.uniform(0, 2 * math.pi), "tilt": rng.uniform(0, 60)}
         r = scene["radius"] * half * rng.uniform(0.4, 0.7)
         _bloom(draw, attrs, sub, rng.uniform(0, half), rng.uniform(0, half), r, rng)
-    image = back.filter(ImageFilter.GaussianBlur(half / 60)).resize((big, big), Image.BILINEAR)
+    image = back.filter(ImageFilter.GaussianBlur(half / 50)).resize((big, big), Image.BILINEAR)
     draw = ImageDraw.Draw(image)
     cx, cy, radius = scene["x"] * big, scene["y"] * big, scene["radius"] * big
     _plant(draw, scene, cx, cy, radius, big, rng)
@@ -156,8 +161,8 @@ def draw_photo(attrs: dict, size: int, rng: random.Random) -> tuple[Image.Image,
     image = image.reduce(2)
     if scene["defocus"]:
         image = image.filter(ImageFilter.GaussianBlur(scene["defocus"] * size / 64))
-    noise = np.random.default_rng(rng.getrandbits(32)).normal(0, scene["noise"], (size, size, 3))
-    pixels = np.asarray(image, dtype=np.float32) + noise
+    noise = np.random.default_rng(rng.getrandbits(32)).standard_normal((size, size, 3), dtype=np.float32)
+    pixels = np.asarray(image, dtype=np.float32) + scene["noise"] * noise
     return Image.fromarray(pixels.clip(0, 255).astype(np.uint8)), scene
 
 
@@ -185,12 +190,12 @@ PARTIAL = [
     "this flower has {n} {shape} petals.",
     "there are {n} {pc} petals on this flower.",
     "this flower has {pc} petals and a large {cc} {centre}.",
-    "a flower with {shape} {pc} petals and {cc} {centre}s.",
+    "a flower with {shape} {pc} petals and {cc} {centre}.",
     "the petals are {pc} and the {centre} is {cc}.",
     "this {pc} flower has a {cc} {centre}.",
 ]
-CENTRE_WORDS = ("center", "middle", "stamen", "pistil", "center", "ovary")
-SHAPE_WORDS = {"round": ("round", "rounded", "broad round"), "pointed": ("pointed", "pointy", "sharp")}
+CENTRE_WORDS = ("center", "center", "middle", "stamen", "pistil")
+SHAPE_WORDS = {"round": ("round", "rounded", "broad"), "pointed": ("pointed", "pointy", "sharp")}
 PETAL_COLOUR_WORDS = {"purple": ("purple", "violet")}  # a second word where people use one
 CAPTIONS_PER_IMAGE, FULL_PER_IMAGE = 10, 3
 

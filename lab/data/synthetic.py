@@ -60,11 +60,13 @@ def _jitter(colour: tuple[int, int, int], rng: random.Random, amount: int = 18) 
     return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in colour)
 
 
-def _petal(cx: float, cy: float, angle: float, length: float, width: float, shape: str) -> list[tuple[float, float]]:
+def _petal(
+    cx: float, cy: float, angle: float, length: float, width: float, shape: str, steps: int = 24
+) -> list[tuple[float, float]]:
     """Outline of one petal from the centre outwards: an ellipse (round) or a lens with a sharp tip (pointed)."""
     points = []
-    for i in range(25):
-        t = i / 24  # 0 at the centre, 1 at the tip
+    for i in range(steps + 1):
+        t = i / steps  # 0 at the centre, 1 at the tip
         half = width * (2 * math.sqrt(t * (1 - t)) if shape == "round" else math.sin(math.pi * t**0.7) ** 2)
         points.append((t * length, half))
     outline = points + [(x, -y) for x, y in reversed(points)]
