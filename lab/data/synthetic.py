@@ -111,11 +111,18 @@ def draw_as_loaded(
     Anything that judges generated images against real ones (the quality reader, the real side of
     an evaluation) draws through here, so it sees exactly what the generator was trained to imitate.
     """
+    return draw_loaded_scene(attrs, image_size, rng, draw_size, style)[0]
+
+
+def draw_loaded_scene(
+    attrs: dict, image_size: int, rng: random.Random, draw_size: int = DRAW_SIZE, style: str = "classic"
+) -> tuple[Image.Image, dict]:
+    """`draw_as_loaded`, and the scene the flower was drawn in ({} for the classic style)."""
     image, scene = get_style(style).draw(attrs, draw_size, rng)
     buffer = BytesIO()
     image.save(buffer, "JPEG", quality=scene.get("jpeg_quality", JPEG_QUALITY))
     with Image.open(buffer) as im:
-        return im.convert("RGB").resize((image_size, image_size), Image.BICUBIC)
+        return im.convert("RGB").resize((image_size, image_size), Image.BICUBIC), scene
 
 
 def full_caption(attrs: dict, style: str = "classic") -> str:
