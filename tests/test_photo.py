@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 
@@ -24,6 +25,8 @@ from lab.data.synthetic import (
     random_attributes,
 )
 from lab.errors import LabError
+from lab.evaluation import bloom_reader, quality
+from lab.evaluation.bloom_reader import BloomReader
 from tests.helpers import run_lab
 
 SCENE_KEYS = set(photo.random_scene(random.Random(0)))
@@ -150,3 +153,76 @@ def test_data_style_of_older_sets_is_classic_and_a_damaged_manifest_is_one_line(
     (tmp_path / "synthetic.json").write_text("[1, 2]")
     with pytest.raises(LabError, match="not a JSON object"):
         data_style(tmp_path)
+
+
+# --- the photo-style attribute reader ------------------------------------------------------------------
+
+TINY_READER = quality.ReaderSettings(style="photo", train_images=48, held_out_images=16, steps=3, batch_size=16)
+
+
+def test_each_style_has_its_own_reader_and_cache_key(tmp_path):
+    assert quality.reader_settings("classic") == quality.ReaderSettings()
+    photo_settings = quality.reader_settings("photo")
+    assert photo_settings.style == "photo" and photo_settings.train_images > quality.ReaderSettings().train_images
+    classic_path = quality.reader_cache_path(64, tmp_path)
+    photo_path = quality.reader_cache_path(64, tmp_path, photo_settings)
+    assert photo_path != classic_path and photo_path.name.startswith("reader-photo-64px-")
+    assert isinstance(quality.new_reader(64, photo_settings), BloomReader)
+    with pytest.raises(LabError, match="unknown synthetic style"):
+        quality.reader_settings("oil")
+
+
+def test_bloom_reader_crops_around_the_bloom_it_is_given():
+    reader = BloomReader(64)
+    x = torch.full((1, 3, 64, 64), -1.0)
+    x[:, 0, 40:56, 8:24] = 1.0  # a red square centred at (16, 48) px: x 0.25, y 0.75, half-side 8 px
+    boxes = torch.tensor([[0.25, 0.75, math.log(8 / 64 / bloom_reader.CROP)]])  # crop = the square exactly
+    crop = reader.crop(x, boxes)
+    assert crop.shape == (1, 3, quality.READ_SIZE, quality.READ_SIZE)
+    assert crop[0, 0, 2:-2, 2:-2].min() > 0.9 and crop[0, 1].max() < -0.9  # all red, nothing else
+    outside = reader.crop(x, torch.tensor([[0.0, 0.0, math.log(0.5)]]))  # half of it beyond the frame
+    assert outside[0, :, :8, :8].abs().max() == 0  # reads as grey
+
+
+def test_photo_reader_trains_reads_and_is_cached(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    reader = quality.load_reader(64, tmp_path, TINY_READER, progress=False)
+    assert isinstance(reader, BloomReader) and set(reader.held_out) == set(quality.ATTRIBUTES)
+    monkeypatch.setattr(quality, "train_reader", lambda *a, **k: pytest.fail("trained again despite the cache"))
+    again = quality.load_reader(64, tmp_path, TINY_READER, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), reader.state_dict().values()))
+    attrs = quality.all_combos()[:5]
+    read = again.read(quality.draw_real(attrs, 64, seed=3, style="photo"))
+    assert set(read) == set(quality.ATTRIBUTES) and all(len(v) == 5 for v in read.values())
+
+
+def test_eval_of_a_run_trained_on_photos_reads_with_the_photo_reader(tmp_path, monkeypatch, minilm):
+    from lab.config import ExperimentConfig, apply
+    from lab.evaluation.evaluate import evaluate
+    from lab.train.trainer import train
+
+    torch.set_num_threads(1)
+    root = generate(tmp_path / "photos", n=24, size=64, seed=2, progress=False, style="photo")
+    monkeypatch.setenv("T2I_LAB_HOME", str(tmp_path / "home"))  # the tiny reader below stays out of the real cache
+    monkeypatch.setattr(
+        quality, "reader_settings", lambda style: TINY_READER if style == "photo" else pytest.fail(style)
+    )
+    config = apply(
+        ExperimentConfig(),
+        {
+            "data_dir": str(root),
+            "encoder": "minilm",
+            "generator.width": 8,
+            "discriminator.width": 8,
+            "batch_size": 8,
+            "epochs": 1,
+            "cache_dir": str(tmp_path / "cache"),
+            "out_dir": str(tmp_path / "run"),
+            "threads": 1,
+        },
+    )
+    results = evaluate(train(config, progress=False), n=8, batch_size=8, device="cpu", matcher_steps=5, progress=False)
+    accuracy = results["attribute_accuracy"]
+    assert accuracy["reader_style"] == "photo" and accuracy["reader_held_out"].keys() == set(quality.ATTRIBUTES)
+    assert list((tmp_path / "home" / "quality").glob("reader-photo-64px-*.pt"))
+    assert results["diversity"]["real"] > 0
