@@ -19,6 +19,7 @@ the lab's `eval.json`, which the sweep and the compare page read.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -58,7 +59,9 @@ class FlowersInception:
         if not path.is_file():
             raise LabError(f"--inception-weights {path}: no such file")
         try:
-            self.net = torch.jit.load(str(path), map_location=device).eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load deprecation: the format is TorchScript
+                self.net = torch.jit.load(str(path), map_location=device).eval()
         except Exception as e:  # anything but TorchScript fails in its own way
             raise LabError(
                 f"--inception-weights {path} is not a TorchScript module ({str(e).splitlines()[0][:120]}); "
