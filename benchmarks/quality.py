@@ -29,6 +29,7 @@ from lab import config as config_lib
 from lab.checkpoint import load_checkpoint
 from lab.data.captions import load_captions
 from lab.data.dataset import build_dataset, embed_texts, ensure_data, split_items
+from lab.data.synthetic import data_style
 from lab.evaluation import quality
 from lab.evaluation.evaluate import EVAL_JSON, evaluate
 from lab.evaluation.fid import InceptionFeatures, cached_features, extract_features, fid_kid
@@ -83,7 +84,8 @@ def real_floor(base, out_dir: Path, eval_settings: dict) -> float:
     if path.is_file():
         return json.loads(path.read_text())["fid"]
     chosen = quality.eval_captions(base.data_dir, eval_settings["n"], eval_settings["seed"])
-    real = quality.draw_real([c.attrs for c in chosen], base.image_size, eval_settings["seed"], progress=True)
+    style = data_style(base.data_dir)
+    real = quality.draw_real([c.attrs for c in chosen], base.image_size, eval_settings["seed"], True, style=style)
     reference, _ = build_dataset(config_lib.apply(base, {"split": "train", "captions": "all"}), load_encoder(base))
     extractor = InceptionFeatures()
     features = cached_features(extractor, reference.images, "train", Path(base.cache_dir), eval_settings["batch_size"])

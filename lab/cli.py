@@ -80,7 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="FID, KID, Inception Score and text-image alignment of a run (writes RUN/eval.json)"
     )
     p.add_argument("--run", required=True, help="run directory written by `lab train`")
-    p.add_argument("--n", type=int, default=500, help="generated images (one per drawn caption)")
+    p.add_argument(
+        "--protocol",
+        default="lab",
+        choices=["lab", "stackgan"],
+        help="lab: the lab's scores, runs against each other (eval.json); stackgan: the literature's Oxford-102 "
+        "protocol, a run against the papers (FID against the test split, eval-stackgan.json)",
+    )
+    p.add_argument(
+        "--n", type=int, default=None, help="generated images, one per drawn caption (default 500; stackgan: 30000)"
+    )
+    p.add_argument(
+        "--inception-weights",
+        default="",
+        metavar="FILE",
+        help="stackgan: Inception v3 fine-tuned on Oxford-102 as TorchScript, for the literature's Inception Score",
+    )
     p.add_argument(
         "--split", default="test", choices=["train", "test", "all"], help="real images and captions to compare with"
     )
@@ -145,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n", type=int, default=512)
     d.add_argument("--size", type=int, default=128)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument(
+        "--style",
+        default="classic",
+        help="classic (one centred flower, a caption fixes the picture) or photo (framing, tilt, light, "
+        "several blooms, backgrounds, camera noise, Reed-style captions: one caption, many pictures)",
+    )
     d.add_argument(
         "--force", action="store_true", help="draw into a folder that is not empty (same-named files are overwritten)"
     )

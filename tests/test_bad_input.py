@@ -455,6 +455,10 @@ CLI_CASES = {
         r"--size must be at least 16 pixels, got 0",
     ),
     "synthetic dest is a file": (lambda t: ["data", "synthetic", str(_file(t))], r"afile is a file"),
+    "synthetic unknown style": (
+        lambda t: ["data", "synthetic", str(t / "new"), "--style", "oil"],
+        r"unknown synthetic style 'oil'; choose one of: classic, photo",
+    ),
     "download dest is a file": (
         lambda t: ["data", "download", "flowers", "--dest", str(_file(t))],
         r"--dest .*afile is a file",

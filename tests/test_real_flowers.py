@@ -1,9 +1,13 @@
-"""Real Flowers, in miniature: the original archive's layout with its class files, and photo augmentation."""
+"""Real Flowers, in miniature: the original archive's layout with its class files, photo augmentation, and the literature's protocol."""
+
+import json
+import math
 
 import pytest
 import torch
 
 from lab.checkpoint import load_checkpoint
+from lab.config import ExperimentConfig, apply
 from lab.data.captions import load_captions
 from lab.data.dataset import (
     FlowersDataset,
@@ -13,8 +17,9 @@ from lab.data.dataset import (
     split_protocol,
 )
 from lab.errors import LabError
+from lab.evaluation import literature
 from lab.train.trainer import train
-from tests.helpers import CLASSES, PER_CLASS, flowers_archive
+from tests.helpers import CLASSES, PER_CLASS, flowers_archive, run_lab
 
 
 @pytest.fixture
@@ -153,3 +158,88 @@ def test_training_on_the_real_layout_resumes_bit_exact_with_augmentation(tiny_co
     )
     weights = load_checkpoint(unaugmented)["generator"]
     assert any(not torch.equal(v, a["generator"][k]) for k, v in weights.items()), "augmentation changed nothing"
+
+
+@pytest.fixture(scope="module")
+def archive_run(tmp_path_factory):
+    """A tiny run trained one epoch on the miniature archive's train classes."""
+    folder = tmp_path_factory.mktemp("archive-run")
+    archive = flowers_archive(folder / "archive")
+    overrides = {"generator.width": 8, "discriminator.width": 8}
+    config = apply(
+        ExperimentConfig(),
+        dict(
+            data_dir=str(archive.parent),
+            encoder="minilm",
+            batch_size=8,
+            epochs=1,
+            split="train",
+            cache_dir=str(folder / "cache"),
+            out_dir=str(folder / "run"),
+            threads=1,
+            **overrides,
+        ),
+    )
+    return train(config, progress=False)
+
+
+def test_literature_inception_score_is_stackgans_formula():
+    uniform = torch.full((20, 5), 0.2)
+    assert literature.inception_score(uniform)["mean"] == pytest.approx(1.0)
+    confident = torch.eye(5).repeat(4, 1)  # every split holds each of 5 classes, each predicted with certainty
+    score = literature.inception_score(confident, splits=4)
+    assert score["mean"] == pytest.approx(5.0) and score["std"] == pytest.approx(0.0) and score["splits"] == 4
+
+
+def test_literature_reference_is_padded_with_flips_only_when_smaller():
+    images = torch.randint(0, 256, (3, 3, 4, 4), dtype=torch.uint8)
+    same, described = literature.padded_reference(images, 3)
+    assert same is images and described == "the 3 test-split images"
+    padded, described = literature.padded_reference(images, 4)
+    assert torch.equal(padded[:3], images) and torch.equal(padded[3:], images.flip(-1))
+    assert "horizontal flips" in described
+
+
+def test_stackgan_protocol_on_the_miniature_archive(archive_run, tmp_path):
+    """FID of test-class captions against the test split padded with flips; IS only from the given weights."""
+    torch.set_num_threads(1)
+    results = literature.evaluate(archive_run, n=20, batch_size=16, device="cpu", progress=False)
+    protocol = results["protocol"]
+    assert protocol["generated_images"] == 20 and protocol["real_images"] == 2 * 2 * PER_CLASS  # 8 test + 8 flips
+    assert protocol["fid_reference"] == f"the {2 * PER_CLASS} test-split images and their horizontal flips"
+    assert protocol["image_size"] == 64 and protocol["resolution"].startswith("64x64")
+    assert protocol["split_rule"].startswith("test: the 2 classes of testclasses.txt")
+    assert math.isfinite(results["fid"]) and results["fid"] > 0
+    assert results["inception_score"] == {"unavailable": literature.NO_WEIGHTS}
+    assert json.loads((archive_run / literature.EVAL_JSON).read_text())["fid"] == results["fid"]
+    assert not (archive_run / "eval.json").exists()  # the lab's own scores are not overwritten
+
+    class Classifier(torch.nn.Module):  # a stand-in for the flowers-fine-tuned Inception: 299px in, 3 logits out
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert x.shape[-2:] == (299, 299)
+            return x.mean((2, 3)) * 10
+
+    weights = tmp_path / "flowers_inception.pt"
+    torch.jit.script(Classifier()).save(str(weights))
+    scored = literature.evaluate(
+        archive_run, n=20, batch_size=16, device="cpu", inception_weights=str(weights), progress=False
+    )
+    assert 1.0 <= scored["inception_score"]["mean"] <= 3.0 and scored["inception_score"]["splits"] == 10
+    assert scored["fid"] == pytest.approx(results["fid"])  # same captions, same noise
+    with pytest.raises(LabError, match="not a TorchScript module"):
+        literature.evaluate(archive_run, n=4, inception_weights=str(archive_run / "config.json"), progress=False)
+
+
+def test_stackgan_protocol_from_the_command_line(archive_run, tmp_path):
+    result = run_lab("eval", "--run", str(archive_run), "--protocol", "stackgan", "--n", "6", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "stackgan protocol: 6 generated from test-class captions" in lines[0]
+    assert [line for line in lines if "Inception Score" in line] == [f"  Inception Score  {literature.NO_WEIGHTS}"]
+    assert any("StackGAN++ FID 48.68, IS 3.26" in line for line in lines)
+    for args, message in [
+        (["--inception-weights", str(tmp_path / "missing.pt")], "no such file"),
+        (["--split", "train"], "drop --split train"),
+    ]:
+        bad = run_lab("eval", "--run", str(archive_run), "--protocol", "stackgan", "--n", "4", *args)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr

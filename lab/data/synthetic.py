@@ -5,6 +5,12 @@ captions each), so every part of the lab runs on it. Each caption is true of
 its image: petal colour, centre colour, petal count and petal shape are drawn
 from the attributes the caption names, which are also kept in
 `attributes.json` so evaluation can check generated images against captions.
+
+Two styles (`STYLES`): "classic" (this module: one centred flower of one size,
+flat colours, one caption fixes the picture up to its turn) asks "does G draw
+what the caption says?"; "photo" (`lab.data.photo`: framing, tilt, light,
+several blooms, backgrounds, camera noise, Reed-style captions) asks "does a
+recipe survive one-to-many data?". `synthetic.json` names a set's style.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
@@ -53,11 +61,13 @@ def _jitter(colour: tuple[int, int, int], rng: random.Random, amount: int = 18) 
     return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in colour)
 
 
-def _petal(cx: float, cy: float, angle: float, length: float, width: float, shape: str) -> list[tuple[float, float]]:
+def _petal(
+    cx: float, cy: float, angle: float, length: float, width: float, shape: str, steps: int = 24
+) -> list[tuple[float, float]]:
     """Outline of one petal from the centre outwards: an ellipse (round) or a lens with a sharp tip (pointed)."""
     points = []
-    for i in range(25):
-        t = i / 24  # 0 at the centre, 1 at the tip
+    for i in range(steps + 1):
+        t = i / steps  # 0 at the centre, 1 at the tip
         half = width * (2 * math.sqrt(t * (1 - t)) if shape == "round" else math.sin(math.pi * t**0.7) ** 2)
         points.append((t * length, half))
     outline = points + [(x, -y) for x, y in reversed(points)]
@@ -92,22 +102,33 @@ def draw_flower(attrs: dict, size: int, rng: random.Random) -> Image.Image:
     return image.resize((size, size), Image.LANCZOS)
 
 
-def draw_as_loaded(attrs: dict, image_size: int, rng: random.Random, draw_size: int = DRAW_SIZE) -> Image.Image:
-    """A fresh flower as the lab's data pipeline delivers a data-set image: drawn at `draw_size`,
-    saved as JPEG like `generate` does, then resized bicubic to `image_size` like `lab.data.dataset.decode_image`.
+def draw_as_loaded(
+    attrs: dict, image_size: int, rng: random.Random, draw_size: int = DRAW_SIZE, style: str = "classic"
+) -> Image.Image:
+    """A fresh flower as the lab's data pipeline delivers a data-set image: drawn at `draw_size`
+    (in a fresh scene, for the photo style), saved as JPEG like `generate` does, then resized
+    bicubic to `image_size` like `lab.data.dataset.decode_image`.
 
     Anything that judges generated images against real ones (the quality reader, the real side of
     an evaluation) draws through here, so it sees exactly what the generator was trained to imitate.
     """
+    return draw_loaded_scene(attrs, image_size, rng, draw_size, style)[0]
+
+
+def draw_loaded_scene(
+    attrs: dict, image_size: int, rng: random.Random, draw_size: int = DRAW_SIZE, style: str = "classic"
+) -> tuple[Image.Image, dict]:
+    """`draw_as_loaded`, and the scene the flower was drawn in ({} for the classic style)."""
+    image, scene = get_style(style).draw(attrs, draw_size, rng)
     buffer = BytesIO()
-    draw_flower(attrs, draw_size, rng).save(buffer, "JPEG", quality=JPEG_QUALITY)
+    image.save(buffer, "JPEG", quality=scene.get("jpeg_quality", JPEG_QUALITY))
     with Image.open(buffer) as im:
-        return im.convert("RGB").resize((image_size, image_size), Image.BICUBIC)
+        return im.convert("RGB").resize((image_size, image_size), Image.BICUBIC), scene
 
 
-def full_caption(attrs: dict) -> str:
-    """The caption that names all four attributes (the first template), so each one can be scored."""
-    return captions_for(attrs)[0]
+def full_caption(attrs: dict, style: str = "classic") -> str:
+    """The caption that names all four attributes in plain words, so each one can be scored."""
+    return get_style(style).full_caption(attrs)
 
 
 def captions_for(attrs: dict) -> list[str]:
@@ -129,6 +150,53 @@ def random_attributes(rng: random.Random) -> dict:
 
 
 MIN_SIZE = 16  # smaller flowers lose their petals
+MANIFEST = "synthetic.json"  # {"style", "images", "size", "seed"}: how a set was drawn
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one kind of synthetic set draws a flower and words its captions."""
+
+    name: str
+    draw: Callable[[dict, int, random.Random], tuple[Image.Image, dict]]  # attrs, size -> image, its scene
+    captions: Callable[[dict, random.Random], list[str]]  # ten captions, all true of the image
+    full_caption: Callable[[dict], str]  # names all four attributes: the evaluation caption
+    modules: tuple[str, ...]  # the source that defines its pictures (a reader trained on them is keyed by it)
+
+
+STYLES = ("classic", "photo")
+
+
+def get_style(name: str) -> Style:
+    """The style called `name` (the photo module is imported here: it builds on this one)."""
+    if name == "classic":
+        return Style(
+            "classic",
+            lambda a, s, r: (draw_flower(a, s, r), {}),
+            lambda a, r: captions_for(a),
+            lambda a: captions_for(a)[0],
+            (__name__,),
+        )
+    if name == "photo":
+        from lab.data import photo
+
+        return Style(
+            "photo", photo.draw_photo, photo.photo_captions, photo.full_photo_caption, (__name__, photo.__name__)
+        )
+    raise LabError(f"unknown synthetic style '{name}'; choose one of: {', '.join(STYLES)}")
+
+
+def data_style(root: str | Path) -> str:
+    """The style a synthetic set at `root` was drawn in ("classic" for sets drawn before styles existed)."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        return "classic"
+    try:
+        style = json.loads(path.read_text()).get("style")
+    except (ValueError, AttributeError):
+        raise LabError(f"{path} is not a JSON object naming the set's style; draw the set again") from None
+    get_style(style)  # refuses styles this version does not know
+    return style
 
 
 def check_destination(root: Path, n: int, size: int, force: bool) -> None:
@@ -142,32 +210,42 @@ def check_destination(root: Path, n: int, size: int, force: bool) -> None:
 
 
 def generate(
-    root: str | Path, n: int = 512, size: int = DRAW_SIZE, seed: int = 0, progress: bool = True, force: bool = False
+    root: str | Path,
+    n: int = 512,
+    size: int = DRAW_SIZE,
+    seed: int = 0,
+    progress: bool = True,
+    force: bool = False,
+    style: str = "classic",
 ) -> Path:
-    """Write `n` synthetic flowers to `root` in the cvpr2016 layout; returns `root`.
+    """Write `n` synthetic flowers of `style` to `root` in the cvpr2016 layout; returns `root`.
 
-    `root` must be empty or missing unless `force` (then same-named files are overwritten)."""
+    `attributes.json` maps each image to its four attributes (and, for the photo style, its
+    `scene`: the nuisance values). `root` must be empty or missing unless `force` (then
+    same-named files are overwritten)."""
     from tqdm import tqdm
 
-    root = Path(root)
+    root, chosen = Path(root), get_style(style)
     check_destination(root, n, size, force)
     rng = random.Random(seed)
     attributes = {}
     try:
         (root / "images").mkdir(parents=True, exist_ok=True)
         (root / "captions").mkdir(exist_ok=True)
-        for i in tqdm(range(n), desc="drawing synthetic flowers", disable=not progress, unit="img"):
+        for i in tqdm(range(n), desc=f"drawing {style} synthetic flowers", disable=not progress, unit="img"):
             name = f"image_{i + 1:05d}"
             attrs = random_attributes(rng)
-            draw_flower(attrs, size, rng).save(root / "images" / f"{name}.jpg", quality=JPEG_QUALITY)
-            (root / "captions" / f"{name}.txt").write_text("\n".join(captions_for(attrs)) + "\n")
-            attributes[name] = attrs
+            image, scene = chosen.draw(attrs, size, rng)
+            image.save(root / "images" / f"{name}.jpg", quality=scene.get("jpeg_quality", JPEG_QUALITY))
+            (root / "captions" / f"{name}.txt").write_text("\n".join(chosen.captions(attrs, rng)) + "\n")
+            attributes[name] = {**attrs, "scene": scene} if scene else attrs
         (root / "attributes.json").write_text(json.dumps(attributes, indent=1))
+        (root / MANIFEST).write_text(json.dumps({"style": style, "images": n, "size": size, "seed": seed}) + "\n")
     except OSError as e:  # disk full, no permission, a file where a folder should be
         raise LabError(f"cannot write the synthetic flowers into {root}: {os_problem(e)}") from None
     return root
 
 
 def main(args) -> None:
-    """`lab data synthetic DEST [--force]`."""
-    print(generate(args.dest, args.n, args.size, args.seed, force=args.force))
+    """`lab data synthetic DEST [--style photo] [--force]`."""
+    print(generate(args.dest, args.n, args.size, args.seed, force=args.force, style=args.style))

@@ -6,9 +6,10 @@ Protocol (also written into `eval.json`, so every number carries how it was made
   each naming all four attributes; on other data, `n` captions drawn (seeded)
   from the chosen split. Each caption gets one image with its own noise vector.
 - attribute accuracy (synthetic flowers): a small classifier trained on freshly
-  drawn real flowers reads petal colour, centre colour, petal count and petal
-  shape back from every image; it reads held-out real flowers at >= 98% each,
-  and the same captions drawn for real are scored beside the generated ones.
+  drawn real flowers of the set's style (classic or photo) reads petal colour,
+  centre colour, petal count and petal shape back from every image; it reads
+  held-out real flowers at >= 98% (classic) or >= 95% (photo) each, and the
+  same captions drawn for real are scored beside the generated ones.
 - diversity: how much a caption's images vary with the noise (mean pairwise
   distance at 32px over 6 noises for 32 captions), as a ratio to real drawings
   of the same attributes: 1 = as varied as real flowers, 0 = noise ignored.
@@ -21,7 +22,8 @@ Protocol (also written into `eval.json`, so every number carries how it was made
   beside their 5 nearest training images) show whether G copies.
 - R-precision with the lab's image-text matcher, also on the real images.
 FID and KID from a few hundred images are biased upwards and noisy (published
-numbers use 30k-50k); compare runs evaluated with the same protocol only.
+numbers use 30k-50k); compare runs evaluated with the same protocol only. To
+compare a run with the papers, `--protocol stackgan` (`lab.evaluation.literature`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tqdm import tqdm
 
 from lab.config import ExperimentConfig, apply
 from lab.data.dataset import build_dataset, embed_texts, split_protocol
+from lab.data.synthetic import data_style
 from lab.data.weights import lab_home
 from lab.device import resolve_device
 from lab.errors import LabError
@@ -129,11 +132,11 @@ def attribute_scores(
     progress: bool,
 ) -> tuple[dict, dict, torch.Tensor]:
     """(attribute accuracy, diversity, real drawings of the captions): the synthetic flowers' ruler."""
-    attrs = [c.attrs for c in chosen]
-    reader = quality.load_reader(
-        config.image_size, lab_home(), progress=progress
-    )  # depends on the renderer only: shared by every run
-    real = quality.draw_real(attrs, config.image_size, seed, progress)
+    attrs, style = [c.attrs for c in chosen], data_style(config.data_dir)
+    reader = quality.load_reader(  # depends on the style's renderer only: shared by every run
+        config.image_size, lab_home(), quality.reader_settings(style), progress=progress
+    )
+    real = quality.draw_real(attrs, config.image_size, seed, progress, style=style)
     accuracy = quality.attribute_accuracy(reader, fake, attrs)
     unseen = [i for i, c in enumerate(chosen) if c.unseen]
     accuracy["real"] = quality.attribute_accuracy(reader, real, attrs)
@@ -142,11 +145,11 @@ def attribute_scores(
             "captions": len(unseen),
             **quality.attribute_accuracy(reader, fake[unseen], [attrs[i] for i in unseen]),
         }
-    accuracy["reader_held_out"] = reader.held_out
+    accuracy["reader_held_out"], accuracy["reader_style"] = reader.held_out, style
     some = chosen[:DIVERSITY_CAPTIONS]
     varied = to_uint8(pipe([c.caption for c in some], DIVERSITY_NOISES, seed + 1))
     diversity = quality.diversity_scores(
-        varied.view(len(some), DIVERSITY_NOISES, *varied.shape[1:]), [c.attrs for c in some], seed
+        varied.view(len(some), DIVERSITY_NOISES, *varied.shape[1:]), [c.attrs for c in some], seed, style=style
     )
     return accuracy, diversity, real
 
@@ -342,10 +345,19 @@ def save_table(results: dict, path: Path) -> None:
 
 
 def main(args) -> None:
-    """`lab eval --run DIR`."""
+    """`lab eval --run DIR [--protocol stackgan]`."""
+    if args.protocol == "stackgan":
+        from lab.evaluation import literature
+
+        return literature.main(args)
+    if args.inception_weights:
+        raise LabError(
+            "--inception-weights is for --protocol stackgan (the lab's protocol uses torch-fidelity's Inception)"
+        )
+    n = DEFAULT_N if args.n is None else args.n
     results = evaluate(
         args.run,
-        args.n,
+        n,
         args.split,
         args.seed,
         args.batch_size,
