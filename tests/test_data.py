@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -136,3 +137,27 @@ def test_interrupted_encoding_keeps_the_finished_chunks(tmp_path):
     out = embed_texts(again, texts, tmp_path, progress=False, chunk=4)
     assert len(again.seen) == 6 and out.shape == (10, 4)
     assert torch.equal(out, CountingEncoder().encode(texts))
+
+
+def test_an_interrupted_first_draw_of_the_default_set_is_drawn_again(tmp_path, monkeypatch):
+    """Ctrl-C while the default synthetic set is drawn on first use leaves no partial set to train on."""
+    import lab.data.synthetic as synthetic
+    from lab.config import ExperimentConfig
+    from lab.data.dataset import ensure_data
+
+    monkeypatch.chdir(tmp_path)
+    config = ExperimentConfig(synthetic_images=4)
+    real_generate = synthetic.generate
+
+    def cut_short(root, n, **kw):
+        real_generate(root, 2, **kw)  # two flowers drawn, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "generate", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_data(config, progress=False)
+    assert not Path(config.data_dir).exists()
+    monkeypatch.setattr(synthetic, "generate", real_generate)
+    root = ensure_data(config, progress=False)
+    assert len(list((root / "images").iterdir())) == 4 and (root / "attributes.json").is_file()
+    assert sorted(p.name for p in root.parent.iterdir()) == [root.name]  # the partial draw is gone

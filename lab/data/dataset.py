@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -308,12 +309,18 @@ class FlowersDataset(Dataset):
 
 
 def ensure_data(config: ExperimentConfig, progress: bool = True) -> Path:
-    """The data folder; the default synthetic set is drawn on first use so the lab runs offline."""
+    """The data folder; the default synthetic set is drawn on first use so the lab runs offline.
+
+    It is drawn beside its place and moved there when complete: a draw cut short (Ctrl-C, a full disk)
+    never leaves a partial set that the next run would train on; the next run draws it again."""
     root = Path(config.data_dir)
     if not root.exists() and root == Path(ExperimentConfig.data_dir):
         from lab.data.synthetic import generate
 
-        generate(root, config.synthetic_images, progress=progress)
+        partial = root.with_name(f".{root.name}.drawing")
+        shutil.rmtree(partial, ignore_errors=True)  # what an interrupted draw left
+        generate(partial, config.synthetic_images, progress=progress)
+        os.replace(partial, root)
     return root
 
 
