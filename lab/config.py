@@ -251,7 +251,10 @@ def read_file(path: str | Path) -> dict[str, Any]:
     """The settings in a TOML/YAML/JSON file as a dict; anything else is a one-line error naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise LabError(f"config file not found: {path}")
+        hint = (
+            "" if path.is_absolute() else " (relative paths start in the current folder: run from the repository root)"
+        )
+        raise LabError(f"config file not found: {path}{hint}")
     if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
         raise LabError(f"config file must be .toml, .yaml or .json: {path}")
     try:

@@ -68,7 +68,7 @@ ENCODER = os.environ.get("TUTORIAL_ENCODER", "minilm")  # the course uses "mpnet
 CACHE_DIR = os.environ.get("TUTORIAL_CACHE", str(ROOT / ".cache" / "t2i-lab"))
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 print(f"running on {DEVICE}")
-torch.manual_seed(0)
+_ = torch.manual_seed(0)  # (the returned generator would print as the cell's output)
 
 # %% [markdown]
 # ## 1. Data: captions and images

@@ -74,6 +74,10 @@ def test_cli_lists_plugins_and_reports_errors_in_one_line(tmp_path):
     bad = run_lab("train", f"--config={tmp_path}/missing.toml")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [f"lab train: error: config file not found: {tmp_path}/missing.toml"]
+    relative = run_lab("train", "--config=no/such.toml")
+    assert relative.stderr.strip().endswith(
+        "(relative paths start in the current folder: run from the repository root)"
+    )
 
 
 def test_third_party_plugins_load_through_entry_points(monkeypatch, tmp_path):

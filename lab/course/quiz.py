@@ -350,16 +350,18 @@ def read_answers(arg: str) -> str:
 
 
 def check(answers: dict[int, str], lang: str) -> tuple[int, str]:
-    """(number right, a report with every question's verdict and reason)."""
+    """(number right, a report with the verdict and reason of every answered question). A question left out
+    is counted wrong and shown as unanswered, without its answer: the report never hands out the key."""
     ui, right, lines = UI[lang], 0, []
     for number, question in enumerate(QUESTIONS, 1):
         given = answers.get(number)
+        if given is None:
+            lines.append(f"✗ {number:>2}. -  ({ui['none']})")
+            continue
         ok = given == question.answer
         right += ok
         verdict = ui["right"] if ok else f"{ui['wrong']} {question.answer}"
-        lines.append(
-            f"{'✓' if ok else '✗'} {number:>2}. {given or '-'}  {verdict}" + ("" if given else f" ({ui['none']})")
-        )
+        lines.append(f"{'✓' if ok else '✗'} {number:>2}. {given}  {verdict}")
         lines.append(f"      {question.explain(lang)}")
     lines.append(f"{ui['score']}: {right}/{len(QUESTIONS)}")
     return right, "\n".join(lines)

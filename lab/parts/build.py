@@ -129,6 +129,18 @@ def build_parts(config: ExperimentConfig, text_dim: int) -> tuple[Generator, Dis
     return build_generator(config, text_dim), build_discriminator(config, text_dim), build_loss(config)
 
 
+def check_names(config: ExperimentConfig) -> None:
+    """Every part the config names exists (registered, or an importable `module:attribute`): a misspelt
+    name is one line before an encoder loads for seconds."""
+    for registry, name in (
+        (ENCODERS, config.encoder),
+        (GENERATORS, config.generator.name),
+        (DISCRIMINATORS, config.discriminator.name),
+        (LOSSES, config.loss.name),
+    ):
+        registry.get(name)
+
+
 def load_encoder(config: ExperimentConfig, device: str = "cpu") -> TextEncoder:
     return _create(ENCODERS, Part(config.encoder), TextEncoder, path=config.encoder_path, device=device)
 

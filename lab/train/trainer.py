@@ -46,7 +46,7 @@ from lab.data.dataset import FlowersDataset, build_dataset, ensure_data, photo_a
 from lab.device import MixedPrecision, resolve_precision, to_device_async
 from lab.errors import LabError
 from lab.files import remove_orphan_temps
-from lab.parts.build import build_parts, load_encoder
+from lab.parts.build import build_parts, check_names, load_encoder
 from lab.runlock import run_lock
 from lab.sample.pipeline import Pipeline
 from lab.tblog import TensorBoardLog
@@ -77,6 +77,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # model initialisation is the same on every rank
         if self.dist.main:  # a wrong data_dir fails before the encoder loads; rank 0 draws the default set
             detect_layout(ensure_data(config, self.progress))
+        check_names(config)
         self.encoder = load_encoder(config, device=str(self.dist.device))
         # Models before data: a setting the parts reject fails before any image is decoded.
         self.generator, self.discriminator, self.recipe = build_parts(config, self.encoder.dim)
@@ -290,6 +291,16 @@ class Trainer:
         """Train until `epochs`, or until `time_limit` minutes of training steps have passed (the epoch then ends
         early). Time spent is checkpointed, so a resumed run gets only what is left of its budget."""
         state = self.state
+        if state.epoch >= self.config.epochs:
+            raise LabError(
+                f"{self.run_dir} has trained {state.epoch} epoch(s) already; give a larger --epochs to go on"
+            )
+        if self._time_is_up():
+            raise LabError(
+                f"the time limit of {self.config.time_limit:g} min is already spent ({state.train_seconds / 60:.2f} min "
+                "trained); give a larger --time_limit to go on"
+            )
+        cut_short = False
         while state.epoch < self.config.epochs and not self._time_is_up():
             batches = self.batches()
             desc = f"epoch {state.epoch + 1}/{self.config.epochs}"
@@ -317,9 +328,14 @@ class Trainer:
                 if (synced or self.dist.world == 1) and self._time_is_up():
                     break
             bar.close()
+            cut_short = state.step < len(batches)
             self._end_epoch(state.step, seen * self.dist.world / max(time.perf_counter() - start, 1e-9))
         if self._time_is_up() and self.dist.main:
-            print(f"time limit of {self.config.time_limit:g} min reached after {state.epoch} epoch(s)", file=sys.stderr)
+            cut = " (the last one cut short)" if cut_short else ""
+            print(
+                f"time limit of {self.config.time_limit:g} min reached after {state.epoch} epoch(s){cut}",
+                file=sys.stderr,
+            )
 
     def _sync(self) -> dict[str, float]:
         """The pending steps' terms into the epoch's sums (see `LossMeter`); returns the last step's terms."""
