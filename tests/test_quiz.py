@@ -150,3 +150,13 @@ def test_interactive_end_of_input_stops():
     written: list[str] = []
     assert quiz.interactive("vi", read=closed, write=written.append) == 0
     assert written[-1].strip() == "Điểm: 0/0"
+
+
+def test_check_never_hands_out_the_answer_of_a_question_left_out():
+    right, report = quiz.check({1: "b"}, "en")
+    lines = report.splitlines()
+    assert right == 0 and lines[-1] == "Score: 0/10"
+    assert lines[0].startswith("✗  1. b  Wrong, the answer is ")  # answered: the verdict and its reason
+    unanswered = [line for line in lines if line.startswith("✗ ") and "(no answer)" in line]
+    assert len(unanswered) == 9 and all(line.endswith(". -  (no answer)") for line in unanswered)
+    assert len(lines) == 1 + 1 + 9 + 1  # no explanation under a question left out

@@ -373,3 +373,12 @@ def test_resume_on_another_process_count_restarts_the_interrupted_epoch(tiny_con
     train(tiny_config(out_dir=str(run), epochs=1), resume=run, progress=False)
     assert "epoch 1 restarts" in capsys.readouterr().err
     assert [m["epoch"] for m in read_metrics(run)] == [1]
+
+
+def test_a_resume_with_nothing_left_to_train_says_so(tiny_config, tmp_path):
+    run = train(tiny_config(epochs=1), progress=False)
+    with pytest.raises(LabError, match=r"has trained 1 epoch\(s\) already; give a larger --epochs"):
+        train(tiny_config(epochs=1), resume=run, progress=False)
+    timed = train(tiny_config(out_dir=str(tmp_path / "timed"), epochs=1, time_limit=1e-6), progress=False)
+    with pytest.raises(LabError, match=r"time limit of 1e-06 min is already spent .*give a larger --time_limit"):
+        train(tiny_config(out_dir=str(timed), epochs=3, time_limit=1e-6), resume=timed, progress=False)
