@@ -29,7 +29,7 @@ from lab.data import download
 from lab.data.captions import load_captions
 from lab.data.synthetic import generate
 from lab.errors import LabError
-from lab.experiments.app import check_request, run_label, swap_word
+from lab.experiments.app import check_request, expand_sweeps, run_label, swap_word
 from lab.files import write_json
 from lab.parts.build import build_parts
 from lab.runlock import run_lock
@@ -453,3 +453,26 @@ def test_swap_words_are_text_not_patterns():
     with pytest.raises(gr.Error) as caught:
         swap_word("a red flower", "r\\d", "blue")
     assert caught.value.message == "the caption has no word 'r\\d'"
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"rows": [{"variant"', b"{}", b'{"rows": [{"name": 1}]}', b'{"rows": [{"variant": "../../etc"}]}']
+)
+def test_a_damaged_leaderboard_is_one_line(tmp_path, content):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "leaderboard.json").write_bytes(content)
+    with pytest.raises(LabError, match=r"leaderboard\.json (is damaged or not from `lab sweep`|names a variant that)"):
+        expand_sweeps([sweep])
+
+
+def test_a_sweep_with_a_damaged_saved_config_is_one_line_and_force_retrains_it(tmp_path):
+    from lab.experiments.sweep import reusable
+
+    run = tmp_path / "variant"
+    run.mkdir()
+    (run / "config.json").write_bytes(b'{"config": ')
+    config = apply(ExperimentConfig(), {"out_dir": str(run)})
+    with pytest.raises(LabError, match=r"config\.json is damaged .*--force to train it again"):
+        reusable("variant", config, force=False)
+    assert reusable("variant", config, force=True) is False and not run.exists()

@@ -150,8 +150,16 @@ def expand_sweeps(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
     for path in map(Path, paths):
         board = path / LEADERBOARD
         if board.is_file():
+            try:  # a sweep folder is data: a damaged leaderboard is one line, never a traceback
+                variants = [str(row["variant"]) for row in json.loads(board.read_bytes())["rows"]]
+            except (OSError, ValueError, LookupError, TypeError) as e:
+                raise LabError(
+                    f"{board} is damaged or not from `lab sweep` ({type(e).__name__}); run the sweep again"
+                ) from None
+            if any(Path(v).name != v or v in ("", ".", "..") for v in variants):
+                raise LabError(f"{board} names a variant that is not a folder inside {path}")
             sweeps.append(path)
-            runs += [path / row["variant"] for row in json.loads(board.read_text())["rows"]]
+            runs += [path / v for v in variants]
         else:
             runs.append(path)
     return runs, sweeps
@@ -274,8 +282,11 @@ def build_demo(run_dirs: list[str | Path], device: str = "cpu", trust_code: bool
             change.click(swap, [sentence, old_word, new_word, swap_seed], pairs, api_name="swap")
         for folder in sweeps:
             with gr.Tab(f"Leaderboard: {folder.name}"):
-                gr.Markdown((folder / "leaderboard.md").read_text().split("\n\n![leaderboard]")[0])
-                gr.Image(str(folder / "leaderboard.png"), label="leaderboard", interactive=False)
+                table, chart = folder / "leaderboard.md", folder / "leaderboard.png"
+                shown = table.read_text(errors="replace").split("\n\n![leaderboard]")[0] if table.is_file() else ""
+                gr.Markdown(shown or f"no {table.name} in {folder}: run the sweep again to draw it")
+                if chart.is_file():
+                    gr.Image(str(chart), label="leaderboard", interactive=False)
         with gr.Tab("Training"):
             with gr.Row(equal_height=False):
                 for run in runs:

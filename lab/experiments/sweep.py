@@ -89,15 +89,32 @@ def read_sweep(path: str | Path) -> tuple[Path, dict[str, Any], ExperimentConfig
 
 
 def _saved_config(run_dir: Path) -> dict | None:
+    """The settings a variant's earlier run was trained with (None when there is none); a damaged file is one line."""
     path = run_dir / CONFIG
-    return json.loads(path.read_text())["config"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_bytes())["config"]
+    except (OSError, ValueError, LookupError, TypeError) as e:
+        raise LabError(
+            f"{path} is damaged ({type(e).__name__}); delete {run_dir} or pass --force to train it again"
+        ) from None
+    if not isinstance(saved, dict):
+        raise LabError(f"{path} is damaged (no settings); delete {run_dir} or pass --force to train it again")
+    return saved
 
 
 def reusable(name: str, config: ExperimentConfig, force: bool) -> bool:
     """Whether `config.out_dir` holds a run trained with these settings. A run trained with other settings is
     refused with one line, or with `force` deleted so that it is trained again: never silently scored as this one."""
     run_dir = Path(config.out_dir)
-    saved = _saved_config(run_dir)
+    try:
+        saved = _saved_config(run_dir)
+    except LabError:
+        if not force:
+            raise
+        shutil.rmtree(run_dir)  # damaged: retrained, as --force asks
+        return False
     if saved is not None and config_lib.result_settings(saved) != config_lib.result_settings(config.to_dict()):
         if not force:
             raise LabError(
