@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,7 +296,20 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """The defaults, then the file's settings, then `--key=value` overrides. Naming another part on the
+    command line drops the file's settings for the part it replaces: one note says which."""
     config = ExperimentConfig()
     if path:
         config = apply(config, read_file(path))
-    return apply(config, parse_overrides(overrides or []))
+    values = parse_overrides(overrides or [])
+    for head in PARTS:
+        old, new = getattr(config, head), values.get(head)
+        if isinstance(new, str) and new != old.name and old.options:
+            dropped = ", ".join(f"{k}={v}" for k, v in old.options.items())
+            again = " ".join(f"--{head}.{k}={v}" for k, v in old.options.items())
+            print(
+                f"note: --{head}={new} replaces {path}'s {head} '{old.name}' and its settings ({dropped}); "
+                f"add {again} for those your part takes",
+                file=sys.stderr,
+            )
+    return apply(config, values)

@@ -5,7 +5,7 @@ from lab.config import ExperimentConfig, load, parse_overrides
 from lab.errors import LabError
 from lab.parts.interfaces import Generator
 from lab.parts.registry import ALL, GENERATORS, Registry
-from tests.helpers import run_lab
+from tests.helpers import ROOT, run_lab
 
 
 def test_builtin_plugins_are_listed():
@@ -108,3 +108,15 @@ def test_train_with_a_missing_data_folder_fails_in_one_line(tmp_path):
     assert out.stderr.strip().splitlines() == [
         f"lab train: error: data folder not found: {tmp_path}/nope (run `lab data download flowers` or `lab data synthetic {tmp_path}/nope`)"
     ]
+
+
+def test_naming_another_part_says_which_settings_it_drops(capsys):
+    from lab.config import load
+
+    config = load(ROOT / "configs" / "quick.toml", ["--generator=exercises.ex04_generator:Generator"])
+    assert config.generator.name == "exercises.ex04_generator:Generator" and config.generator.options == {}
+    (note,) = capsys.readouterr().err.strip().splitlines()
+    assert "replaces" in note and "generator 'dcgan' and its settings (width=32, skip=True, blur=1)" in note
+    assert note.endswith("add --generator.width=32 --generator.skip=True --generator.blur=1 for those your part takes")
+    load(ROOT / "configs" / "quick.toml", ["--generator=dcgan", "--loss.l1_weight=0"])  # the same part: nothing dropped
+    assert capsys.readouterr().err == ""
