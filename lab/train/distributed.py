@@ -8,13 +8,16 @@ for D gradients that are never produced. Run plainly, this is rank 0 of 1 and ev
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from lab.device import resolve_device
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,6 +35,15 @@ class Distributed:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
+
+    def main_first(self, build: Callable[[bool], T]) -> T:
+        """`build(is_main)` on rank 0 first (it fills the caches), then on the other ranks (they read them)."""
+        if self.main:
+            built = build(True)
+        self.barrier()
+        if not self.main:
+            built = build(False)
+        return built
 
     def average_gradients_before_step(self, optimizer: torch.optim.Optimizer, module: torch.nn.Module) -> None:
         """Every step of `optimizer` first averages `module`'s gradients over the ranks."""

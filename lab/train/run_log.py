@@ -17,6 +17,17 @@ from lab.tblog import TensorBoardLog
 SAMPLE_CAPTIONS, SAMPLES_PER_CAPTION = 6, 6
 
 
+def sample_captions(chosen: str, texts: list[str], caption_image: list[int]) -> list[str]:
+    """The grid's rows: the `|`-separated captions of `sample_captions`, else one caption from each of the first
+    images, so rows show different flowers."""
+    if chosen:
+        return [c.strip() for c in chosen.split("|") if c.strip()][:SAMPLE_CAPTIONS]
+    first_of_each_image = {}
+    for text, image in zip(texts, caption_image):
+        first_of_each_image.setdefault(image, text)
+    return list(dict.fromkeys(first_of_each_image.values()))[:SAMPLE_CAPTIONS]
+
+
 def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     """One JSON line per completed epoch, written whole from the checkpoint's history (a kill in between never
     duplicates a line), and the loss plot."""

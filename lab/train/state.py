@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lab.checkpoint import load_state_dict
+from lab.train.ema import EMA
+
 
 @dataclass
 class TrainState:
@@ -67,3 +70,50 @@ class RunRandomness:
                 print(
                     "note: DiffAugment's random draws start afresh (saved on another kind of device)", file=sys.stderr
                 )
+
+
+def learner_state(
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    ema: EMA | None,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    scalers: tuple[torch.amp.GradScaler, torch.amp.GradScaler],
+) -> dict:
+    """What training changes, as a checkpoint holds it: G, D, the EMA of G, G's and D's optimisers, and D's and
+    G's fp16 loss scalers ({} each unless fp16)."""
+    return {
+        "generator": generator.state_dict(),
+        "discriminator": discriminator.state_dict(),
+        "ema": ema.model.state_dict() if ema is not None else {},
+        "ema_updates": ema.updates if ema is not None else 0,
+        "opt_g": optimizers[0].state_dict(),
+        "opt_d": optimizers[1].state_dict(),
+        "scalers": {"d": scalers[0].state_dict(), "g": scalers[1].state_dict()},
+    }
+
+
+def load_learner_state(
+    saved: dict,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    ema: EMA | None,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    scalers: tuple[torch.amp.GradScaler, torch.amp.GradScaler],
+) -> None:
+    """The inverse of `learner_state`; a mismatched checkpoint is one line naming the part."""
+    load_state_dict(generator, saved["generator"], "generator checkpoint")
+    load_state_dict(discriminator, saved["discriminator"], "discriminator checkpoint")
+    if ema is not None:  # a run that kept no EMA before starts its average from G
+        load_state_dict(ema.model, saved["ema"] or saved["generator"], "EMA generator checkpoint")
+        ema.updates = saved["ema_updates"]
+    optimizers[0].load_state_dict(saved["opt_g"])
+    optimizers[1].load_state_dict(saved["opt_d"])
+    for scaler, state in zip(scalers, (saved.get("scalers", {}).get(k) for k in "dg")):
+        if scaler.is_enabled() and state:  # a run trained in another precision starts scaling afresh
+            scaler.load_state_dict(state)
+
+
+def set_learning_rates(optimizers: tuple[torch.optim.Optimizer, ...], rates: tuple[float, ...]) -> None:
+    for optimizer, lr in zip(optimizers, rates):
+        for group in optimizer.param_groups:
+            group["lr"] = lr

@@ -31,7 +31,6 @@ from lab.checkpoint import (
     CHECKPOINT,
     check_compatible,
     load_checkpoint,
-    load_state_dict,
     prepare_run_dir,
     read_run_config,
     record_resume,
@@ -57,8 +56,8 @@ from lab.train.ema import EMA
 from lab.train.interrupts import sigint_held, stop_between_steps
 from lab.train.meter import LossMeter
 from lab.train.mode_seeking import ModeSeekingGenerator
-from lab.train.run_log import SAMPLE_CAPTIONS, live_losses, save_samples, write_metrics
-from lab.train.state import RunRandomness, TrainState
+from lab.train.run_log import live_losses, sample_captions, save_samples, write_metrics
+from lab.train.state import RunRandomness, TrainState, learner_state, load_learner_state, set_learning_rates
 from lab.train.step import train_step
 
 OPTIONAL_STATE = ("scalers",)  # checkpoint keys that came after runs were already saved: absent = their defaults
@@ -102,6 +101,7 @@ class Trainer:
         fused = ADAM_ON_CUDA if self.dist.device.type == "cuda" else {}  # on the CPU, Adam stays as it was
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas, **fused)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator, betas=betas, **fused)
+        self.optimizers, self.rates = (self.opt_g, self.opt_d), (config.lr, config.lr_discriminator)
         self.scalers = tuple(
             torch.amp.GradScaler(self.dist.device.type, enabled=self.precision == "fp16") for _ in "dg"
         )
@@ -116,7 +116,9 @@ class Trainer:
         self.mid_step = False  # True from the start of a step until its counters and RNG snapshot are updated
         self.time_spent = 0.0  # fraction of `time_limit` spent, as the ranks last agreed (`_time_is_up`)
         self.steps_per_epoch = len(self.batches())
-        self.sample_texts = self._sample_captions()
+        self.sample_texts = sample_captions(
+            config.sample_captions, self.dataset.texts, self.dataset.caption_image.tolist()
+        )
         if resume:
             self._restore(self.encoder.dim)
         elif self.dist.main:
@@ -128,17 +130,16 @@ class Trainer:
         self.tb = TensorBoardLog.open(run_dir, config.to_dict(), self.global_step) if on else None
 
     def _load_data(self) -> FlowersDataset:
-        """Rank 0 fills the caches (images, embeddings); the others read them."""
-        if self.dist.main:
-            dataset, captions = build_dataset(self.config, self.encoder, self.progress)
-            if captions.skipped:
-                print("data: " + ", ".join(f"{n} {why}" for why, n in captions.skipped.items()), file=sys.stderr)
-            if photo_augmentation(self.config):
-                crops = f"random crops (from {self.config.crop_scale:g}x) and flips"
-                print(f"data: {crops} on every training image", file=sys.stderr)
-        self.dist.barrier()
-        if not self.dist.main:
-            dataset, _ = build_dataset(self.config, self.encoder, progress=False)
+        dataset, captions = self.dist.main_first(
+            lambda main: build_dataset(self.config, self.encoder, main and self.progress)
+        )
+        if self.dist.main and captions.skipped:
+            print("data: " + ", ".join(f"{n} {why}" for why, n in captions.skipped.items()), file=sys.stderr)
+        if self.dist.main and photo_augmentation(self.config):
+            print(
+                f"data: random crops (from {self.config.crop_scale:g}x) and flips on every training image",
+                file=sys.stderr,
+            )
         if len(dataset.images) < 2:
             raise LabError("training needs at least 2 images")
         dataset.to(self.dist.device)
@@ -176,14 +177,6 @@ class Trainer:
         """Steps trained since the run began: the x axis of the live curves."""
         return self.state.epoch * self.steps_per_epoch + self.state.step
 
-    def _sample_captions(self) -> list[str]:
-        if self.config.sample_captions:
-            return [c.strip() for c in self.config.sample_captions.split("|") if c.strip()][:SAMPLE_CAPTIONS]
-        first_of_each_image = {}  # one caption from each of the first images, so rows show different flowers
-        for text, image in zip(self.dataset.texts, self.dataset.caption_image.tolist()):
-            first_of_each_image.setdefault(image, text)
-        return list(dict.fromkeys(first_of_each_image.values()))[:SAMPLE_CAPTIONS]
-
     @property
     def inference_generator(self) -> torch.nn.Module:
         """The weights samples, `generator.safetensors` and everything downstream use: the EMA copy when kept."""
@@ -193,13 +186,7 @@ class Trainer:
     def _checkpoint(self) -> dict:
         """Everything `--resume` needs (a collective under DDP: every rank's RNGs are gathered)."""
         return {
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "ema": self.ema.model.state_dict() if self.ema is not None else {},
-            "ema_updates": self.ema.updates if self.ema is not None else 0,
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scalers": {"d": self.scalers[0].state_dict(), "g": self.scalers[1].state_dict()},  # {} each unless fp16
+            **learner_state(self.generator, self.discriminator, self.ema, self.optimizers, self.scalers),
             **self.state.to_checkpoint(self.dist.gather(self.state.rng)),
             "world": self.dist.world,
             "image_size": self.config.image_size,
@@ -225,19 +212,8 @@ class Trainer:
             )
         _, saved_dim = read_run_config(self.run_dir)
         check_compatible(self.run_dir, saved_dim, text_dim, saved["image_size"], self.config.image_size)
-        load_state_dict(self.generator, saved["generator"], "generator checkpoint")
-        load_state_dict(self.discriminator, saved["discriminator"], "discriminator checkpoint")
-        if self.ema is not None:
-            load_state_dict(self.ema.model, saved["ema"] or saved["generator"], "EMA generator checkpoint")
-            self.ema.updates = saved["ema_updates"]
-        self.opt_g.load_state_dict(saved["opt_g"])
-        self.opt_d.load_state_dict(saved["opt_d"])
-        for scaler, scaler_state in zip(self.scalers, (saved.get("scalers", {}).get(k) for k in "dg")):
-            if scaler.is_enabled() and scaler_state:  # a run trained in another precision starts scaling afresh
-                scaler.load_state_dict(scaler_state)
-        for opt, lr in ((self.opt_g, self.config.lr), (self.opt_d, self.config.lr_discriminator)):
-            for group in opt.param_groups:  # a --lr given on resume applies from here on
-                group["lr"] = lr
+        load_learner_state(saved, self.generator, self.discriminator, self.ema, self.optimizers, self.scalers)
+        set_learning_rates(self.optimizers, self.rates)  # a --lr given on resume applies from here on
         self.state = TrainState.from_checkpoint(saved, self.dist.rank)
         if self.dist.main:
             write_metrics(self.run_dir, self.state.history)
@@ -368,9 +344,7 @@ class Trainer:
         if not self.config.lr_decay:
             return
         spent = max((self.state.epoch + self.state.step / steps_per_epoch) / self.config.epochs, self.time_spent)
-        for opt, lr in ((self.opt_g, self.config.lr), (self.opt_d, self.config.lr_discriminator)):
-            for group in opt.param_groups:
-                group["lr"] = lr * max(1 - spent, 0.0)
+        set_learning_rates(self.optimizers, tuple(lr * max(1 - spent, 0.0) for lr in self.rates))
 
     def request_stop(self) -> bool:
         """Ask the loop to stop after the current step; returns whether a stop had already been asked for."""
