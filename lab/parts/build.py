@@ -129,15 +129,20 @@ def build_parts(config: ExperimentConfig, text_dim: int) -> tuple[Generator, Dis
     return build_generator(config, text_dim), build_discriminator(config, text_dim), build_loss(config)
 
 
-def check_names(config: ExperimentConfig) -> None:
-    """Every part the config names exists (registered, or an importable `module:attribute`): a misspelt
-    name is one line before an encoder loads for seconds."""
-    for registry, name in (
+def named_parts(config: ExperimentConfig) -> list[tuple[Registry, str]]:
+    """Each part `config` names, with the registry that resolves it."""
+    return [
         (ENCODERS, config.encoder),
         (GENERATORS, config.generator.name),
         (DISCRIMINATORS, config.discriminator.name),
         (LOSSES, config.loss.name),
-    ):
+    ]
+
+
+def check_names(config: ExperimentConfig) -> None:
+    """Every part the config names exists (registered, or an importable `module:attribute`): a misspelt
+    name is one line before an encoder loads for seconds."""
+    for registry, name in named_parts(config):
         registry.get(name)
 
 
@@ -148,10 +153,8 @@ def load_encoder(config: ExperimentConfig, device: str = "cpu") -> TextEncoder:
 def code_specs(config: ExperimentConfig) -> list[str]:
     """The parts `config` names by `module:attribute` rather than by a registered name, e.g.
     `["generator 'exercises.ex04_generator:Generator'"]`: code that building them would import."""
-    named = [
-        (ENCODERS, config.encoder),
-        (GENERATORS, config.generator.name),
-        (DISCRIMINATORS, config.discriminator.name),
-        (LOSSES, config.loss.name),
+    return [
+        f"{registry.kind} '{name}'"
+        for registry, name in named_parts(config)
+        if not registry.registered(name) and ":" in name
     ]
-    return [f"{registry.kind} '{name}'" for registry, name in named if not registry.registered(name) and ":" in name]

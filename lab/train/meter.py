@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -27,11 +28,13 @@ class LossMeter:
     def restart_window(self) -> None:
         self.images, self.since = 0, time.perf_counter()
 
-    def sync(self, sums: dict[str, float], step: int, where: str) -> tuple[dict[str, float], dict[str, float]]:
+    def sync(
+        self, sums: dict[str, float], step: int, where: Callable[[int], str]
+    ) -> tuple[dict[str, float], dict[str, float]]:
         """Read the pending terms in one transfer, check them, add them to `sums` (in place).
 
-        `step` is the number of the last pending step, `where` what to say about the last checkpoint if a
-        term is not finite. Returns the last step's terms and each term's mean over the pending steps
+        `step` is the number of the last pending step; `where(step)` says where a term that is not finite
+        appeared and what was kept (called only then, so nothing is looked up on every sync). Returns the last step's terms and each term's mean over the pending steps
         ({} and {} when none is pending)."""
         tensors = [v for terms in self.pending for v in terms.values() if torch.is_tensor(v)]
         values = iter(torch.stack(tensors).tolist() if tensors else [])
@@ -41,7 +44,7 @@ class LossMeter:
             last = {k: next(values) if torch.is_tensor(v) else v for k, v in terms.items()}
             bad = [k for k, v in last.items() if not math.isfinite(v)]
             if bad:
-                raise LabError(f"loss became {last[bad[0]]} ({', '.join(bad)}) at {where.format(step=n)}")
+                raise LabError(f"loss became {last[bad[0]]} ({', '.join(bad)}) at {where(n)}")
             for k, v in last.items():
                 sums[k] = sums.get(k, 0.0) + v
                 window[k] = window.get(k, 0.0) + v
@@ -51,7 +54,6 @@ class LossMeter:
 
     def images_per_second(self) -> float:
         """Images trained per second since the last call (the live curves' speed); starts a new window."""
-        now = time.perf_counter()
-        rate = self.images / max(now - self.since, 1e-9)
-        self.images, self.since = 0, now
+        rate = self.images / max(time.perf_counter() - self.since, 1e-9)
+        self.restart_window()
         return rate

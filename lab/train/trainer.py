@@ -315,17 +315,19 @@ class Trainer:
 
     def _sync(self) -> dict[str, float]:
         """The pending steps' terms into the epoch's sums (see `LossMeter`); returns the last step's terms."""
+        last, means = self.meter.sync(self.state.sums, self.state.step, self._where_it_stopped)
+        if self.tb is not None and means:  # {} when no step was pending
+            lrs = self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]
+            live_losses(self.tb, means, self.meter.images_per_second(), lrs, self.global_step)
+        return last
+
+    def _where_it_stopped(self, step: int) -> str:
+        """The end of the line a loss that is not finite stops the run with."""
         if (self.run_dir / CHECKPOINT).exists():
             kept = f"the last good checkpoint is kept in {self.run_dir}"
         else:
             kept = "no checkpoint had been saved yet"
-        where = f"epoch {self.state.epoch + 1} step {{step}}; training stopped, {kept}; try a lower --lr"
-        had_steps = bool(self.meter.pending)
-        last, means = self.meter.sync(self.state.sums, self.state.step, where)
-        if self.tb is not None and had_steps:
-            lrs = self.opt_g.param_groups[0]["lr"], self.opt_d.param_groups[0]["lr"]
-            live_losses(self.tb, means, self.meter.images_per_second(), lrs, self.global_step)
-        return last
+        return f"epoch {self.state.epoch + 1} step {step}; training stopped, {kept}; try a lower --lr"
 
     def _time_is_up(self) -> bool:
         """Whether `time_limit` is spent; rank 0's clock decides, so DDP ranks stop at the same step."""
@@ -395,20 +397,19 @@ def train(
             trainer.dist.barrier()  # no rank tears the group down while rank 0 still writes samples
         except KeyboardInterrupt:
             with sigint_held():  # a further Ctrl-C now waits until the checkpoint is whole
-                if trainer.mid_step:  # weights half-way through a step: keep the previous checkpoint
-                    kept = (run_dir / CHECKPOINT).exists()
-                    said = "the last checkpoint is kept" if kept else "no checkpoint had been saved yet"
-                    said = f"stopped in the middle of a step; {said}"
-                else:
+                if not trainer.mid_step:  # mid-step, the weights are half-way through it: keep the previous checkpoint
                     trainer.save()
+                resumable = (run_dir / CHECKPOINT).exists()
+                if trainer.mid_step:
+                    kept = "the last checkpoint is kept" if resumable else "no checkpoint had been saved yet"
+                    said = f"stopped in the middle of a step; {kept}"
+                else:
                     said = f"interrupted at epoch {trainer.state.epoch + 1} step {trainer.state.step}; saved"
                 if trainer.dist.main:
-                    then = (
-                        f"Continue with: lab train --resume {run_dir}{trust_flag(config)}"
-                        if (run_dir / CHECKPOINT).exists()
-                        else ""
+                    then = f"Continue with: lab train --resume {run_dir}{trust_flag(config)}"
+                    print(
+                        f"\n{said}. {then if resumable else 'Nothing to resume: start the run again.'}", file=sys.stderr
                     )
-                    print(f"\n{said}. {then or 'Nothing to resume: start the run again.'}", file=sys.stderr)
             raise
         finally:
             if trainer.tb is not None:
