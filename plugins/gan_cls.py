@@ -27,6 +27,13 @@ right one only in those, and the softmax weighs the hardest rows most. It needs
 a discriminator with `match_scores` (dcgan with `projection = true`). Two
 captions of one flower in a batch count as a mismatch: with 461 training
 flowers that is about one pair per batch of 32, a little label noise.
+
+`real_label`, `wrong_weight` and `fake_weight` give Reed et al.'s own D loss:
+real pairs + 0.5 x wrong pairs + 0.5 x fakes (`wrong_weight = fake_weight = 0.5`),
+and one-sided label smoothing (`real_label = 0.9`: D's target for real pairs,
+never for fakes, so D cannot grow overconfident on the real photos while the
+fakes' targets stay where G must move them). The course counts wrong and fake
+pairs fully and uses hard labels.
 """
 
 from __future__ import annotations
@@ -78,8 +85,17 @@ class GanClsLoss(CourseGanClsLoss):
         l1_rotations: int = 1,
         matching: float = 0.0,
         temperature: float = 0.1,
+        real_label: float = 1.0,
+        wrong_weight: float = 1.0,
+        fake_weight: float = 1.0,
     ):
         super().__init__(feature_weight, l1_weight)
+        if not 0.5 < real_label <= 1.0 or wrong_weight < 0 or fake_weight <= 0:
+            raise LabError(
+                "gan-cls needs 0.5 < real_label <= 1, wrong_weight >= 0 and fake_weight > 0, got "
+                f"real_label={real_label}, wrong_weight={wrong_weight}, fake_weight={fake_weight}"
+            )
+        self.real_label, self.wrong_weight, self.fake_weight = real_label, wrong_weight, fake_weight
         if temperature <= 0 or matching < 0:
             raise LabError(
                 f"gan-cls needs matching >= 0 and temperature > 0, got matching={matching}, temperature={temperature}"
@@ -88,6 +104,16 @@ class GanClsLoss(CourseGanClsLoss):
             raise LabError(f"gan-cls needs l1_rotations >= 1 (1 = the photo's own pose only), got {l1_rotations}")
         self.l1_pool, self.l1_rotations = l1_pool, l1_rotations
         self.matching, self.temperature = matching, temperature
+
+    def discriminator_loss(
+        self, real_logits: torch.Tensor, wrong_logits: torch.Tensor, fake_logits: torch.Tensor
+    ) -> LossOutput:
+        """The course's D loss with a smoothed real label and weighted wrong / fake terms (the course's at 1, 1, 1)."""
+        real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, self.real_label))
+        wrong = F.binary_cross_entropy_with_logits(wrong_logits, torch.zeros_like(wrong_logits))
+        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        total = real + self.wrong_weight * wrong + self.fake_weight * fake
+        return LossOutput(total, {"d_real": real.detach(), "d_wrong": wrong.detach(), "d_fake": fake.detach()})
 
     def discriminator_step(
         self,

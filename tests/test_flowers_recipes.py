@@ -6,7 +6,9 @@ import math
 import pytest
 
 from lab.checkpoint import load_run, read_metrics
-from lab.config import load
+from lab.config import load, read_file
+from lab.experiments.sweep import read_sweep
+from lab.parts.build import build_parts
 from lab.train.trainer import train
 from tests.helpers import ROOT, flowers_archive
 
@@ -49,3 +51,13 @@ def test_flowers_configs_train_on_the_real_layout(name, archive, tmp_path, capsy
     else:
         assert not RECIPE_TERMS & set(epoch) and not (run / "tb").exists()
         assert (config.generator.options, config.loss.name) == ({"width": 8}, "gan-cls")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_and_sweep_variant_builds_its_parts(path):
+    """A config or sweep variant in configs/ that names a setting a part does not take fails here, not hours
+    into someone's benchmark."""
+    configs = list(read_sweep(path)[3].values()) if "variants" in read_file(path) else [load(path, [])]
+    for config in configs:
+        generator, discriminator, _ = build_parts(config, text_dim=384)
+        assert generator.image_size == discriminator.image_size == config.image_size

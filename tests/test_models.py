@@ -56,6 +56,23 @@ def test_gan_cls_losses_match_hand_computation():
     assert torch.allclose(g.total, by_hand, atol=1e-4)
 
 
+def test_reed_discriminator_loss_smooths_the_real_label_and_halves_wrong_and_fake():
+    torch.manual_seed(0)
+    real, wrong, fake = torch.randn(4, requires_grad=True), torch.randn(4), torch.randn(4)
+    d = GanClsLoss(real_label=0.9, wrong_weight=0.5, fake_weight=0.5).discriminator_loss(real, wrong, fake)
+    p = torch.sigmoid(real)
+    smoothed = -(0.9 * torch.log(p) + 0.1 * torch.log(1 - p)).mean()
+    expected = (
+        smoothed - 0.5 * torch.log(1 - torch.sigmoid(wrong)).mean() - 0.5 * torch.log(1 - torch.sigmoid(fake)).mean()
+    )
+    assert torch.allclose(d.total, expected, atol=1e-5)
+    assert d.terms["d_real"] == pytest.approx(smoothed.item(), rel=1e-5)
+    d.total.backward()  # a real logit's gradient is zero at sigmoid = 0.9, not at 1: D stops short of certainty
+    assert torch.allclose(real.grad, (p - 0.9).detach() / 4, atol=1e-6)
+    with pytest.raises(LabError, match="real_label"):
+        GanClsLoss(real_label=0.3)
+
+
 def test_text_changes_the_generated_image_and_gradients_reach_the_projection():
     g, d, recipe = build_parts(apply(ExperimentConfig(), {"generator.width": 8, "discriminator.width": 8}), text_dim=16)
     noise = torch.randn(4, 100)
