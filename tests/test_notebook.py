@@ -38,7 +38,7 @@ def test_tutorial_notebook_runs_and_shows_every_step(tmp_path, monkeypatch, synt
     assert "images (4, 3, 64, 64)" in text and "step   3: D" in text
     assert "Score: 10/10" in text
     pictures = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(pictures) == 2, "the labelled wrong-image pairs, and the generated grid beside the main job's"
+    assert len(pictures) == 3, "the wrong-image pairs, the generated grid beside the main job's, the L1 lesson"
     assert "the main job's samples:" not in text, "in a checkout the main job's picture is shown, not linked"
     assert "the course's D (quiz question 7): its last layer reads 512 image + 64 text = 576 channels" in text
     image, text_channels, total = head_channels()  # the lab's default D, read from the model
